@@ -1,0 +1,1 @@
+"""advpath_jax.torch_twin."""
