@@ -1,0 +1,59 @@
+"""Data parallelism with ``jax.sharding``: one 'data' mesh axis over the local devices.
+
+Arrays whose leading axis is the batch are placed with ``NamedSharding(mesh, P('data'))``;
+parameters are replicated. ``jax.jit`` then runs the same program on every device
+(computation follows data). A batch not divisible by the device count is padded with
+copies of its last element and the padding is cut off the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over ``devices`` (default: all local devices) with axis ``'data'``."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Sharding of arrays whose leading axis is the batch."""
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def shard_batch(tree: Any, mesh: Mesh) -> Any:
+    """Place every array of ``tree`` with its leading axis split over the 'data' axis."""
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Place every array of ``tree`` whole on every device of ``mesh``."""
+    sharding = replicated_sharding(mesh)
+    return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
+
+
+def pad_batch(x: jax.Array | np.ndarray, multiple: int) -> tuple[jax.Array, int]:
+    """Pad the leading axis up to a multiple of ``multiple`` by repeating the last element.
+
+    Returns ``(padded, n)`` where ``n`` is the original batch size.
+    """
+    n = x.shape[0]
+    extra = (-n) % multiple
+    if extra == 0:
+        return x, n
+    xp = jnp if isinstance(x, jax.Array) else np
+    tail = xp.repeat(x[-1:], extra, axis=0)
+    return xp.concatenate([x, tail], axis=0), n

@@ -1,0 +1,477 @@
+"""Markdown report with the analogues of the paper's Tables 1-2 and Figures 1-2.
+
+``write_report(out_dir, results, examples=None)`` writes, atomically, into ``out_dir``:
+
+* ``report.md``: Table 1 (IoU / FNR per method and percentile), Table 2 (R per predicted
+  class with both AUCs), Figure 1 and Figure 2 embedded, and the run information;
+* ``figure1_examples.png`` (when ``examples`` is given) and ``figure2_aopc.png`` (when any
+  method has an AOPC curve);
+* ``results.json``: every number shown in the report, at full precision.
+
+Input schema (plain dicts; array-likes may be numpy/JAX arrays or nested lists)::
+
+    results = {
+      "title":   str,                     # optional, default "advpath-jax report"
+      "dataset": str,                     # optional
+      "meta":    dict,                    # optional, JSON-serialisable (config, timings, sizes)
+      "percentiles": [p_1, ..., p_P],     # required when a method has "iou"/"fnr"
+      "ties": "index" | "include",        # optional, the thresholding tie rule used (default "index")
+      "methods": {                        # required, non-empty; its order is the tables' order
+        NAME: {
+          "iou": [P, N_pos],              # optional, per positive image, one row per percentile
+          "fnr": [P, N_pos],              #   (e.g. localization_metrics(...)["iou"])
+          "relevance": {                  # optional, per image of the balanced subset
+            "pred": [N] 0/1,              #   predicted class of each image
+            "auc_deletion": [N],
+            "auc_preservation": [N],
+          },                              #   (a RelevanceResult is accepted too)
+          "aopc": [N, L+1] or [L+1],      # optional, per image or mean AOPC(L), L = 0..steps
+        },                                #   (an AOPCResult is accepted too)
+        ...
+      },
+      "aopc_random": [N, L+1] or [L+1],   # optional reference of Figure 2;
+                                          #   default: methods["Random"]["aopc"]
+    }
+
+    examples = {                          # optional, Figure 1 (a few positive images)
+      "images": [n, H, W] or [n, H, W, C] in [0, 1]   (C > 1: channel 0 is shown),
+      "masks":  [n, H, W] bool,           # ground truth, drawn as a contour
+      "maps":   {NAME: [n, H, W], ...},   # the columns, in this order
+      "ids":    [n] str,                  # optional row labels
+    }
+
+Summaries are ``advpath_jax.metrics.stats.summarize`` (mean, population std, n). ``R`` is
+always recomputed as ``auc_preservation - auc_deletion``. Figure 2 plots, for every method
+other than the reference, ``mean AOPC_method(L) - mean AOPC_random(L)``.
+
+``results.json`` layout::
+
+    {"title", "dataset", "meta", "percentiles", "ties", "methods": [NAME, ...],
+     "table1": {NAME: {"<p>": {"iou": S, "fnr": S}}},
+     "table2": {NAME: {"0"|"1"|"ALL": {"R": S, "auc_deletion": S, "auc_preservation": S}}},
+     "aopc": {"L": [...], "reference": NAME|"aopc_random"|None, "random": [...]|None,
+              "curves": {NAME: [...]}, "relative": {NAME: [...]}},
+     "figures": {"figure1": file|None, "figure2": file|None}}
+
+with ``S = {"mean", "std", "n"}`` and ``"<p>"`` the percentile as written by ``_pkey``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from advpath_jax.metrics.aopc import aopc_relative
+from advpath_jax.metrics.stats import by_class, summarize
+
+FIGURE1 = "figure1_examples.png"
+FIGURE2 = "figure2_aopc.png"
+REPORT = "report.md"
+RESULTS = "results.json"
+RANDOM = "Random"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if hasattr(o, "__array__"):
+        return np.asarray(o).tolist()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _pkey(p: float) -> str:
+    """Percentile as a key: ``98.0 -> "98"``, ``99.5 -> "99.5"``."""
+    return f"{float(p):g}"
+
+
+def _as_mapping(entry, what: str) -> Mapping:
+    if hasattr(entry, "_asdict"):
+        return entry._asdict()
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{what}: expected a dict, got {type(entry).__name__}")
+    return entry
+
+
+def _array(values, what: str, ndim: tuple[int, ...]) -> np.ndarray:
+    try:
+        a = np.asarray(values, np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: not a numeric array ({err})") from None
+    if a.ndim not in ndim:
+        raise ValueError(f"{what}: expected {' or '.join(f'{d}-D' for d in ndim)} values, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what}: contains NaN or infinite values")
+    return a
+
+
+def _table1(methods: Mapping, percentiles: list[float]) -> dict:
+    table: dict = {}
+    for name, entry in methods.items():
+        rows = {}
+        for metric in ("iou", "fnr"):
+            if metric not in entry:
+                continue
+            a = _array(entry[metric], f"methods[{name!r}][{metric!r}]", (1, 2))
+            a = a[None] if a.ndim == 1 else a
+            if a.shape[0] != len(percentiles):
+                raise ValueError(
+                    f"methods[{name!r}][{metric!r}]: {a.shape[0]} rows for {len(percentiles)} percentiles"
+                )
+            for p, row in zip(percentiles, a):
+                rows.setdefault(_pkey(p), {})[metric] = summarize(row)
+        if rows:
+            table[name] = rows
+    return table
+
+
+def _table2(methods: Mapping) -> dict:
+    table: dict = {}
+    for name, entry in methods.items():
+        if "relevance" not in entry or entry["relevance"] is None:
+            continue
+        rel = _as_mapping(entry["relevance"], f"methods[{name!r}]['relevance']")
+        missing = [k for k in ("pred", "auc_deletion", "auc_preservation") if k not in rel]
+        if missing:
+            raise ValueError(f"methods[{name!r}]['relevance']: missing {missing}")
+        d = _array(rel["auc_deletion"], f"methods[{name!r}]['relevance']['auc_deletion']", (1,))
+        p = _array(rel["auc_preservation"], f"methods[{name!r}]['relevance']['auc_preservation']", (1,))
+        if d.shape != p.shape:
+            raise ValueError(f"methods[{name!r}]['relevance']: AUC arrays of different lengths")
+        try:
+            parts = {
+                "R": by_class(p - d, rel["pred"]),
+                "auc_deletion": by_class(d, rel["pred"]),
+                "auc_preservation": by_class(p, rel["pred"]),
+            }
+        except ValueError as err:
+            raise ValueError(f"methods[{name!r}]['relevance']: {err}") from None
+        table[name] = {cls: {k: parts[k][cls] for k in parts} for cls in ("0", "1", "ALL")}
+    return table
+
+
+def _mean_curve(values, what: str) -> np.ndarray:
+    if hasattr(values, "aopc") and hasattr(values, "_asdict"):
+        values = values.aopc
+    a = _array(values, what, (1, 2))
+    return a.mean(axis=0) if a.ndim == 2 else a
+
+
+def _aopc(results: Mapping, methods: Mapping) -> dict | None:
+    curves = {
+        name: _mean_curve(entry["aopc"], f"methods[{name!r}]['aopc']")
+        for name, entry in methods.items()
+        if entry.get("aopc") is not None
+    }
+    if results.get("aopc_random") is not None:
+        reference, random = "aopc_random", _mean_curve(results["aopc_random"], "aopc_random")
+    elif RANDOM in curves:
+        reference, random = RANDOM, curves[RANDOM]
+    else:
+        reference, random = None, None
+    if not curves and random is None:
+        return None
+    lengths = {c.shape[0] for c in curves.values()} | ({random.shape[0]} if random is not None else set())
+    if len(lengths) != 1:
+        raise ValueError(f"AOPC curves have different numbers of steps: {sorted(lengths)}")
+    if curves and reference is None:
+        raise ValueError("AOPC curves given without a random reference: add results['aopc_random'] "
+                         f"or a method named {RANDOM!r} with an 'aopc' curve")
+    n = lengths.pop()
+    relative = {name: aopc_relative(c, random).tolist() for name, c in curves.items() if name != reference}
+    return {
+        "L": list(range(n)),
+        "reference": reference,
+        "random": random.tolist() if random is not None else None,
+        "curves": {name: c.tolist() for name, c in curves.items()},
+        "relative": relative,
+    }
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figure1(examples: Mapping) -> bytes:
+    images = _array(examples.get("images"), "examples['images']", (3, 4))
+    images = images[..., 0] if images.ndim == 4 else images
+    n, h, w = images.shape
+    masks = np.asarray(examples.get("masks"))
+    if masks.shape != (n, h, w):
+        raise ValueError(f"examples['masks']: expected shape {(n, h, w)}, got {masks.shape}")
+    maps = examples.get("maps") or {}
+    if not isinstance(maps, Mapping):
+        raise ValueError("examples['maps']: expected a dict NAME -> [n, H, W]")
+    maps = {name: _array(m, f"examples['maps'][{name!r}]", (3,)) for name, m in maps.items()}
+    for name, m in maps.items():
+        if m.shape != (n, h, w):
+            raise ValueError(f"examples['maps'][{name!r}]: expected shape {(n, h, w)}, got {m.shape}")
+    ids = list(examples.get("ids") or [])
+    cols = 1 + len(maps)
+    fig = Figure(figsize=(1.7 * cols, 1.7 * n))
+    axes = fig.subplots(n, cols, squeeze=False)
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        if masks[i].any() and not masks[i].all():
+            ax.contour(masks[i].astype(float), levels=[0.5], colors="red", linewidths=0.8)
+        if ids:
+            ax.set_ylabel(str(ids[i]), fontsize=7)
+        for j, (name, m) in enumerate(maps.items(), start=1):
+            axes[i, j].imshow(m[i], cmap="inferno", interpolation="nearest")
+    for j, title in enumerate(["image + mask", *maps.keys()]):
+        axes[0, j].set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+def _figure2(aopc: Mapping) -> bytes:
+    fig = Figure(figsize=(7.0, 4.2))
+    ax = fig.subplots()
+    names = list(aopc["relative"])
+    cmap = matplotlib.colormaps["tab20"]
+    styles = ["-", "--", "-.", ":"]
+    for k, name in enumerate(names):
+        ax.plot(aopc["L"], aopc["relative"][name], label=name, color=cmap(k % 20),
+                linestyle=styles[(k // 10) % len(styles)], linewidth=1.3)
+    ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("L (regions replaced)")
+    ax.set_ylabel("AOPC relative to random")
+    ax.grid(alpha=0.3)
+    if names:
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _fmt(s: Mapping | None, digits: int = 3) -> str:
+    if not s or s.get("mean") is None:
+        return "—"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _best(values: dict[str, float | None], higher: bool) -> set[str]:
+    vals = {k: v for k, v in values.items() if v is not None}
+    if not vals:
+        return set()
+    target = max(vals.values()) if higher else min(vals.values())
+    return {k for k, v in vals.items() if math.isclose(v, target, rel_tol=0, abs_tol=1e-12)}
+
+
+def _md_name(name: str) -> str:
+    """A method name safe inside a Markdown table cell."""
+    return name.replace("\\", "\\\\").replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
+
+
+TIE_TEXT = {
+    "index": "exactly that many pixels; ties broken by row-major pixel index",
+    "include": "every pixel >= the value at that rank, so ties can add pixels",
+}
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _table1_md(table1: Mapping, percentiles: list[float], order: list[str], ties: str) -> list[str]:
+    names = [m for m in order if m in table1]
+    cols = [(_pkey(p), metric) for p in percentiles for metric in ("iou", "fnr")]
+    best = {
+        c: _best({m: (table1[m].get(c[0], {}).get(c[1]) or {}).get("mean") for m in names}, c[1] == "iou")
+        for c in cols
+    }
+    header = ["Method"] + [f"{'IoU' if metric == 'iou' else 'FNR'} p{p}" for p, metric in cols]
+    rows = []
+    for m in names:
+        cells = []
+        for c in cols:
+            text = _fmt(table1[m].get(c[0], {}).get(c[1]))
+            cells.append(f"**{text}**" if m in best[c] and text != "—" else text)
+        rows.append([_md_name(m)] + cells)
+    n = {s["n"] for m in names for per in table1[m].values() for s in per.values()}
+    lines = [
+        "## Table 1: localisation on positive images",
+        "",
+        f"B = the top (100 − p)% pixels of each map ({TIE_TEXT[ties]}). "
+        "`IoU = |GT ∩ B| / |GT ∪ B|` (higher is better); "
+        "`FNR = 1 − |GT ∩ B| / |GT|` (lower is better). Mean ± std over "
+        f"{', '.join(str(v) for v in sorted(n))} positive image(s). Best per column in bold.",
+        "",
+    ]
+    return lines + _md_table(header, rows)
+
+
+def _table2_md(table2: Mapping, order: list[str]) -> list[str]:
+    names = [m for m in order if m in table2]
+    classes = ("0", "1", "ALL")
+    best = {c: _best({m: table2[m][c]["R"]["mean"] for m in names}, True) for c in classes}
+    header = ["Method"]
+    for c in classes:
+        header += [f"R ({c})", f"AUC pres / del ({c})"]
+    rows = []
+    for m in names:
+        cells = [_md_name(m)]
+        for c in classes:
+            e = table2[m][c]
+            text = _fmt(e["R"])
+            cells.append(f"**{text}**" if m in best[c] and text != "—" else text)
+            pres, dele = e["auc_preservation"]["mean"], e["auc_deletion"]["mean"]
+            cells.append("—" if pres is None else f"{pres:.3f} / {dele:.3f}")
+        rows.append(cells)
+    counts = {c: sorted({table2[m][c]["R"]["n"] for m in names}) for c in classes}
+    lines = [
+        "## Table 2: feature relevance R per predicted class",
+        "",
+        "Deletion (most relevant patch first) and preservation (least relevant first) curves of the "
+        "predicted class's score under the adversarial perturbation; AUCs by the trapezoid rule on the "
+        "fraction of patches replaced. `R = AUC_preservation − AUC_deletion` (combination inferred; the "
+        "published one is not public), higher is better; random ≈ 0. Mean ± std; images per class: "
+        + ", ".join(f"{c}: {'/'.join(map(str, counts[c]))}" for c in classes)
+        + ". Best R per class in bold.",
+        "",
+    ]
+    return lines + _md_table(header, rows)
+
+
+def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
+    lines = [f"# {doc['title']}", ""]
+    if doc.get("dataset"):
+        lines += [f"Data set: **{doc['dataset']}**.", ""]
+    lines += [f"All numbers are in [`{RESULTS}`]({RESULTS}).", ""]
+    order = doc["methods"]
+    if doc["table1"]:
+        lines += _table1_md(doc["table1"], doc["percentiles"], order, doc["ties"]) + [""]
+    if doc["table2"]:
+        lines += _table2_md(doc["table2"], order) + [""]
+    if fig1:
+        lines += [
+            "## Figure 1: example positives",
+            "",
+            "Each row: the image with the ground-truth contour (red), then the maps of the main methods.",
+            "",
+            f"![Figure 1]({fig1})",
+            "",
+        ]
+    if fig2:
+        ref = doc["aopc"]["reference"]
+        ref_text = "the random ordering baseline" if ref == "aopc_random" else f"the method `{ref}`"
+        lines += [
+            "## Figure 2: AOPC relative to random",
+            "",
+            "`AOPC(L) = 1/(L+1) Σ_{k=0..L} (s(x⁰) − s(xᵏ))`, s the predicted class's score, regions "
+            "replaced most relevant first by the translator's output; plotted as the mean over images "
+            f"minus that of {ref_text}.",
+            "",
+            f"![Figure 2]({fig2})",
+            "",
+        ]
+    if doc.get("meta"):
+        lines += ["## Run information", ""]
+        for k, v in doc["meta"].items():
+            lines.append(f"- {k}: `{json.dumps(v, default=_json_default)}`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def write_report(out_dir: str | os.PathLike, results: Mapping, examples: Mapping | None = None) -> dict:
+    """Write ``report.md``, ``results.json`` and the figures into ``out_dir``.
+
+    Args:
+      out_dir: directory (created if missing).
+      results: the results dict (schema in the module docstring).
+      examples: optional Figure 1 input (schema in the module docstring).
+
+    Returns:
+      ``{"report": path, "results": path, "figure1": path|None, "figure2": path|None}``.
+
+    Raises:
+      ValueError: a malformed results/examples dict (the message names the entry).
+    """
+    if not isinstance(results, Mapping):
+        raise ValueError(f"results: expected a dict, got {type(results).__name__}")
+    methods = results.get("methods")
+    if not isinstance(methods, Mapping) or not methods:
+        raise ValueError("results['methods']: expected a non-empty dict NAME -> metrics")
+    methods = {str(k): _as_mapping(v, f"methods[{k!r}]") for k, v in methods.items()}
+    needs_p = any("iou" in e or "fnr" in e for e in methods.values())
+    percentiles = [float(p) for p in (results.get("percentiles") or [])]
+    if needs_p and not percentiles:
+        raise ValueError("results['percentiles']: required when methods carry 'iou'/'fnr'")
+    ties = results.get("ties") or "index"
+    if ties not in TIE_TEXT:
+        raise ValueError(f"results['ties']: expected one of {tuple(TIE_TEXT)}, got {ties!r}")
+
+    doc = {
+        "title": str(results.get("title") or "advpath-jax report"),
+        "dataset": results.get("dataset"),
+        "meta": dict(results.get("meta") or {}),
+        "percentiles": percentiles,
+        "ties": ties,
+        "methods": list(methods),
+        "table1": _table1(methods, percentiles),
+        "table2": _table2(methods),
+        "aopc": _aopc(results, methods),
+    }
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"report": os.path.join(out_dir, REPORT), "results": os.path.join(out_dir, RESULTS),
+             "figure1": None, "figure2": None}
+    fig1 = fig2 = None
+    if examples is not None:
+        _atomic_write_bytes(os.path.join(out_dir, FIGURE1), _figure1(_as_mapping(examples, "examples")))
+        fig1, paths["figure1"] = FIGURE1, os.path.join(out_dir, FIGURE1)
+    if doc["aopc"] is not None and doc["aopc"]["relative"]:
+        _atomic_write_bytes(os.path.join(out_dir, FIGURE2), _figure2(doc["aopc"]))
+        fig2, paths["figure2"] = FIGURE2, os.path.join(out_dir, FIGURE2)
+    doc["figures"] = {"figure1": fig1, "figure2": fig2}
+    try:
+        payload = json.dumps(doc, indent=2, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"results: cannot be written as JSON ({err})") from None
+    _atomic_write_bytes(paths["results"], payload.encode("utf-8"))
+    _atomic_write_bytes(paths["report"], _render(doc, fig1, fig2).encode("utf-8"))
+    return paths

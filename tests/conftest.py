@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny smooth CNNs and images, kept small so the suite stays fast."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.tree_util import Partial
+
+
+def tiny_cnn_params(key, channels: int = 1, hidden: int = 4):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return {
+        "w1": 0.5 * jax.random.normal(k1, (3, 3, channels, hidden)),
+        "w2": 0.5 * jax.random.normal(k2, (3, 3, hidden, hidden)),
+        "v": jax.random.normal(k3, (hidden,)),
+    }
+
+
+def tiny_cnn_logit(params, x):
+    """A smooth (tanh) two-layer CNN: ``[B,H,W,C] -> [B]`` logit."""
+    dn = ("NHWC", "HWIO", "NHWC")
+    h = jnp.tanh(jax.lax.conv_general_dilated(x, params["w1"], (1, 1), "SAME", dimension_numbers=dn))
+    h = jnp.tanh(jax.lax.conv_general_dilated(h, params["w2"], (2, 2), "SAME", dimension_numbers=dn))
+    return jnp.einsum("bhwk,k->b", h, params["v"]) / h.shape[1]
+
+
+def tiny_cnn_prob(params, x):
+    return jax.nn.sigmoid(tiny_cnn_logit(params, x))
+
+
+@pytest.fixture(scope="session")
+def cnn_params():
+    return tiny_cnn_params(jax.random.key(0))
+
+
+@pytest.fixture(scope="session")
+def cnn_f(cnn_params):
+    """``f = sigmoid(tiny CNN)`` as a Partial carrying its parameters."""
+    return Partial(tiny_cnn_prob, cnn_params)
+
+
+@pytest.fixture(scope="session")
+def image_pair():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 12, 12, 1)).astype(np.float32)
+    xa = rng.uniform(size=(2, 12, 12, 1)).astype(np.float32)
+    return jnp.asarray(x), jnp.asarray(xa)
