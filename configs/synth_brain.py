@@ -14,18 +14,72 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- data (advpath_jax.data) ---
     c.data = ml_collections.ConfigDict()
-    c.data.name = "synth_brain"
-    c.data.image_size = 64
+    c.data.name = "synth_brain"          # synth_brain | synth_chest | msd_brain | rsna_pneumonia | folder:PATH
+    c.data.image_size = 64               # square side in pixels (64-224)
+    c.data.seed = 0                      # synthetic generation and patient splits
+    c.data.num_train = 2000              # synthetic split sizes (real sets: their own sizes)
+    c.data.num_val = 300
+    c.data.num_test = 600
+    c.data.positive_fraction = 0.25      # synthetic: exact share of images with lesions
+    c.data.lesion_contrast = 0.30        # synthetic: mean lesion intensity above tissue (0.6-1.4x each)
+    c.data.lesion_size = 0.06            # synthetic: mean lesion radius / image width (0.7-1.4x each)
+    c.data.noise = 0.03                  # synthetic: std of the Gaussian pixel noise
+    c.data.data_dir = None               # prepared copies; None: $ADVPATH_DATA_DIR or ~/.cache/advpath_jax/data
+    c.data.manual_dir = None             # msd_brain / rsna_pneumonia: the local copy of the raw data
+    c.data.split_fractions = None        # real sets: (train, val, test) by patient; None: the set's default
+    c.data.min_lesion_pixels = 10        # msd_brain: positive slice threshold at 240 px (area-scaled)
+    c.data.body_min_fraction = 0.01      # msd_brain: drop slices whose body covers less of the image
+    c.data.aug_flip = True               # augmentation: random left-right flip
+    c.data.aug_rotation = 10.0           # augmentation: max rotation in degrees
+    c.data.aug_zoom = 0.1                # augmentation: scale in [1 - zoom, 1 + zoom]
+    c.data.aug_translation = 0.1         # augmentation: max shift as a fraction of the image size
 
     # --- classifier (advpath_jax.training) ---
     c.classifier = ml_collections.ConfigDict()
     c.classifier.depth = 18
     c.classifier.width = 0.25
+    c.classifier.dropout = 0.3
+    c.classifier.head_units = 128
+    c.classifier.epochs = 6
+    c.classifier.batch_size = 32
+    c.classifier.lr = 1e-3  # the paper's 1e-4 needs many more epochs than a CPU budget allows
+    c.classifier.augment = True
+    c.classifier.eval_batch_size = 256
+    c.classifier.progress = True
 
-    # --- generators, MGen, translator (advpath_jax.training) ---
+    # --- generators: CyCE, SyCE, SAGen (advpath_jax.training.generators) ---
+    c.generators = ml_collections.ConfigDict()
+    c.generators.unet_base_channels = 8
+    c.generators.unet_depth = 3
+    c.generators.dropout = 0.2
+    c.generators.residual = False
+    c.generators.head_channels = (32, 16)
+    c.generators.d_base_channels = 8
+    c.generators.d_layers = 3
+    c.generators.epochs = 4
+    c.generators.batch_size = 16  # per predicted class: each step sees 16 + 16 images
+    c.generators.lr = 1e-3
+    c.generators.gp_weight = 1.0
+    c.generators.augment = True
+    c.generators.eval_batch_size = 128
+    c.generators.progress = True
+
+    # --- MGen, translator (advpath_jax.training) ---
 
     # --- evaluation (advpath_jax.metrics / pipeline) ---
     c.eval = ml_collections.ConfigDict()
-    c.eval.percentiles = (98, 99)
-    c.eval.steps = 50
+    c.eval.methods = None              # None: the 14 methods of Table 1 + Random; or a tuple of names
+    c.eval.percentiles = (98, 99)      # Table 1 thresholds (brain: 98/99; pneumonia: 90/95/98)
+    c.eval.steps = 50                  # M, path points (paper: 50)
+    c.eval.rule = "midpoint"           # quadrature rule (paper: midpoint, eq. 6)
+    c.eval.chunk_size = None           # path points per vmap chunk (None: automatic)
+    c.eval.smoothing = None            # (size, sigma) of E_FI,kσ^v2; None: 28, 2 scaled from 224 px
+    c.eval.shard_size = 100            # images per attribution shard on disk
+    c.eval.subset_size = 100           # balanced subset (by predicted class) for AOPC and R
+    c.eval.aopc_steps = 50             # L, regions replaced in the AOPC curve
+    c.eval.patch_size = None           # AOPC/R regions; None: 9 px at 224 scaled to the image size
+    c.eval.relevance_steps = 20        # points of the deletion / preservation curves
+    c.eval.random_repeats = 2          # random orderings averaged for the AOPC reference
+    c.eval.metric_chunk = 32           # images per chunk in the metric programs
+    c.eval.figure_examples = 4         # positives shown in Figure 1
     return c

@@ -175,3 +175,13 @@ def test_batch_of_one_and_odd_batch(cnn_f, image_pair):
     both = np.asarray(ap.path_attribution(cnn_f, x, xa, steps=4))
     first = np.asarray(ap.path_attribution(cnn_f, x[:1], xa[:1], steps=4))
     np.testing.assert_allclose(first[0], both[0], rtol=1e-5, atol=1e-9)
+
+
+def test_multi_weight_pass_equals_separate_calls(cnn_f, image_pair):
+    x, xa = image_pair
+    both = ap.attribution.path_attribution_multi(cnn_f, x, xa, weights=("v1", "v2"), steps=6, chunk_size=4)
+    for name in ("v1", "v2"):
+        single = ap.path_attribution(cnn_f, x, xa, weight=name, steps=6, chunk_size=4)
+        np.testing.assert_allclose(np.asarray(both[name]), np.asarray(single), rtol=1e-5, atol=1e-12)
+    with pytest.raises(ValueError, match="delta"):
+        ap.attribution.path_attribution_multi(cnn_f, x, xa, weights=("delta",))

@@ -1,0 +1,146 @@
+"""Every explainer of the paper's Table 1 (plus Random) behind one interface.
+
+``Explainers.explain(x, names, key) -> {name: maps [B, H, W]}`` for images ``[B, H, W, C]``
+in [0, 1]. Generator pairs are computed once per batch and shared by the four maps of a
+generator (E, E_FI^v1, E_FI^v2, E_FI,kσ^v2); E_FI^v1 and E_FI^v2 come from one pass of
+gradients (:func:`advpath_jax.attribution.path_attribution_multi`) and E_FI,kσ^v2 is
+E_FI^v2 smoothed by the project's Gaussian (convolution is linear, DESIGN §2).
+
+Map conventions: all maps are non-negative, channel-summed. IG is shown and scored as
+|IG| (the signed map is :func:`advpath_jax.integrated_gradients`); GradCAM is upsampled
+bilinearly; MPert and MGen maps are their masks (1 = salient); Random is uniform noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import advpath_jax as ap
+from advpath_jax.attribution.methods import path_attribution_multi
+
+GENERATOR_LABELS = {"cyce": "CyCE", "syce": "SyCE"}
+MAP_KINDS = ("E", "E_FI^v1", "E_FI^v2", "E_FI,kσ^v2")
+
+
+def generator_method_names(kind: str) -> list[str]:
+    return [f"{GENERATOR_LABELS[kind]}:{m}" for m in MAP_KINDS]
+
+
+PAPER_METHODS: tuple[str, ...] = (
+    "Gradient", "IG", "GradCAM", "MPert", "MGen", "SAGen",
+    *generator_method_names("cyce"), *generator_method_names("syce"), "Random",
+)
+#: the maps shown in Figure 1
+FIGURE_METHODS = ("Gradient", "IG", "GradCAM", "MPert", "MGen", "SAGen",
+                  "CyCE:E", "CyCE:E_FI,kσ^v2", "SyCE:E", "SyCE:E_FI,kσ^v2")
+
+
+def required_models(name: str) -> tuple[str, ...]:
+    """Trained models a method needs besides the classifier."""
+    if name.startswith("CyCE:"):
+        return ("cyce",)
+    if name.startswith("SyCE:"):
+        return ("syce",)
+    return {"SAGen": ("sagen",), "MGen": ("mgen",)}.get(name, ())
+
+
+def check_method_names(names) -> list[str]:
+    names = list(names)
+    unknown = [n for n in names if n not in PAPER_METHODS and not n.startswith(("CyCE:", "SyCE:"))]
+    if unknown:
+        raise ValueError(f"unknown explainer(s) {unknown}; available: {', '.join(PAPER_METHODS)}")
+    return names
+
+
+@dataclasses.dataclass
+class Explainers:
+    """Trained models and settings needed to produce maps.
+
+    Attributes:
+      f: classifier score ``[B,H,W,C] -> [B]`` (probability of class 1).
+      classifier: the ResNet (for GradCAM).
+      generators: ``{"cyce"|"syce"|"sagen": {name: module}}`` as returned by
+        :func:`advpath_jax.training.generators.load_generator`.
+      mgen: the trained MGen model, or None.
+      steps, rule, chunk_size: path quadrature (paper: M = 50, midpoint).
+      smoothing: ``(size, sigma)`` of E_FI,kσ^v2 (paper: 28, 2 at 224 px).
+      mpert_kwargs: keyword arguments of :func:`advpath_jax.explain.mpert.mpert_maps`.
+    """
+
+    f: Callable
+    classifier: Any
+    generators: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mgen: Any = None
+    steps: int = 50
+    rule: Any = "midpoint"
+    chunk_size: int | None = None
+    smoothing: tuple[int, float] | None = None
+    mpert_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def pair(self, kind: str, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        from advpath_jax.training.generators import generator_pair
+
+        if kind not in self.generators:
+            raise ValueError(f"no trained {kind} generator loaded")
+        return generator_pair(kind, self.generators[kind], self.classifier, x)
+
+    def explain(self, x, names, key: jax.Array) -> dict[str, np.ndarray]:
+        """Maps ``{name: [B, H, W]}`` (numpy float32) for every method in ``names``."""
+        names = check_method_names(names)
+        x = jnp.asarray(x, jnp.float32)
+        smoothing = self.smoothing or ap.paper_smoothing(x.shape[1])
+        out: dict[str, np.ndarray] = {}
+        for kind, label in GENERATOR_LABELS.items():
+            wanted = [n for n in names if n.startswith(label + ":")]
+            if wanted:
+                out.update(self._generator_maps(kind, x, wanted, smoothing))
+        for name in names:
+            if name in out:
+                continue
+            out[name] = np.asarray(self._single(name, x, key), np.float32)
+        return {n: out[n] for n in names}
+
+    def _generator_maps(self, kind, x, wanted, smoothing) -> dict[str, np.ndarray]:
+        label = GENERATOR_LABELS[kind]
+        x_start, x_adv = self.pair(kind, x)
+        maps = {f"{label}:E": ap.path_attribution(self.f, x_start, x_adv, weight="delta")}
+        if any(n != f"{label}:E" for n in wanted):
+            fi = path_attribution_multi(self.f, x_start, x_adv, weights=("v1", "v2"), steps=self.steps,
+                                        rule=self.rule, chunk_size=self.chunk_size)
+            maps[f"{label}:E_FI^v1"] = fi["v1"]
+            maps[f"{label}:E_FI^v2"] = fi["v2"]
+            maps[f"{label}:E_FI,kσ^v2"] = ap.gaussian_smooth(fi["v2"], *smoothing)
+        unknown = [n for n in wanted if n not in maps]
+        if unknown:
+            raise ValueError(f"unknown {label} map(s) {unknown}; choose from {generator_method_names(kind)}")
+        return {n: np.asarray(maps[n], np.float32) for n in wanted}
+
+    def _single(self, name: str, x: jax.Array, key: jax.Array) -> jax.Array:
+        if name == "Gradient":
+            return ap.gradient_saliency(self.f, x)
+        if name == "IG":
+            return jnp.abs(ap.integrated_gradients(self.f, x, steps=self.steps, rule=self.rule,
+                                                   chunk_size=self.chunk_size))
+        if name == "GradCAM":
+            return ap.resnet_gradcam(self.classifier, x)
+        if name == "MPert":
+            from advpath_jax.explain.mpert import mpert_maps
+
+            return mpert_maps(self.f, x, key=jax.random.fold_in(key, 1), **dict(self.mpert_kwargs))
+        if name == "MGen":
+            from advpath_jax.explain.mgen import mgen_maps
+
+            if self.mgen is None:
+                raise ValueError("no trained MGen model loaded")
+            return mgen_maps(self.mgen, self.f, x)
+        if name == "SAGen":
+            x_s, x_a = self.pair("sagen", x)
+            return ap.path_attribution(self.f, x_s, x_a, weight="delta")
+        if name == "Random":
+            return jax.random.uniform(jax.random.fold_in(key, 2), x.shape[:3])
+        raise ValueError(f"unknown explainer {name!r}")

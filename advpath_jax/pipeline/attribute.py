@@ -1,0 +1,120 @@
+"""Attribution of a whole split as a resumable job that writes maps to disk in shards.
+
+Layout: ``OUT/<method-slug>/shard_00000.npy`` (float32 ``[n, H, W]``), one file per
+shard of ``shard_size`` images, written atomically. A re-run computes only the
+missing files. Shards are distributed over processes (``s % process_count ==
+process_index``) and each shard's batch is sharded over the local devices by the engine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from typing import Callable, Iterator, Sequence
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def method_slug(name: str) -> str:
+    """A file-system friendly name: ``"CyCE:E_FI,kσ^v2"`` -> ``"CyCE-E_FI-ksigma-v2"``."""
+    text = name.replace("σ", "sigma").replace(":", "-").replace(",", "-").replace("^", "-")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def shard_path(out_dir: str, name: str, shard: int) -> str:
+    return os.path.join(out_dir, method_slug(name), f"shard_{shard:05d}.npy")
+
+
+def save_npy_atomic(path: str, array: np.ndarray) -> None:
+    """``np.save`` to a temporary file in the same folder, then rename."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"corrupt or unreadable map shard {path}: {err}; delete it to recompute") from err
+
+
+def n_shards(n_images: int, shard_size: int) -> int:
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    return math.ceil(n_images / shard_size)
+
+
+def my_shards(total: int, process_index: int | None = None, process_count: int | None = None) -> list[int]:
+    """The shards this process owns."""
+    index = jax.process_index() if process_index is None else process_index
+    count = jax.process_count() if process_count is None else process_count
+    return [s for s in range(total) if s % count == index]
+
+
+def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], dict],
+                    images: np.ndarray, names: Sequence[str], out_dir: str, *, shard_size: int,
+                    seed: int = 0, shards: Sequence[int] | None = None, desc: str = "attribution",
+                    extra: dict[str, Callable[[np.ndarray, int], np.ndarray]] | None = None) -> dict:
+    """Write every missing map shard of ``names`` for ``images [N, H, W, C]``.
+
+    ``explain(x, names, key) -> {name: [b, H, W]}`` (e.g. :meth:`Explainers.explain`).
+    ``extra`` maps additional array names to ``fn(x, shard) -> array`` stored the same way
+    (e.g. the AOPC perturbation images). Returns counts and the throughput.
+    """
+    total = n_shards(len(images), shard_size)
+    shards = my_shards(total) if shards is None else list(shards)
+    extra = extra or {}
+    computed_maps, start = 0, time.perf_counter()
+    for shard in tqdm(shards, desc=desc, unit="shard"):
+        lo, hi = shard * shard_size, min(len(images), (shard + 1) * shard_size)
+        x = images[lo:hi]
+        for name, fn in extra.items():
+            path = shard_path(out_dir, name, shard)
+            if not os.path.exists(path):
+                save_npy_atomic(path, np.asarray(fn(x, shard), np.float32))
+        todo = [n for n in names if not os.path.exists(shard_path(out_dir, n, shard))]
+        if not todo:
+            continue
+        maps = explain(x, todo, jax.random.fold_in(jax.random.key(seed), shard))
+        for name in todo:
+            save_npy_atomic(shard_path(out_dir, name, shard), np.asarray(maps[name], np.float32))
+        computed_maps += len(todo) * len(x)
+    seconds = time.perf_counter() - start
+    rate = computed_maps / seconds if computed_maps else 0.0
+    print(f"[attribution] {computed_maps} maps computed in {seconds:.1f} s "
+          f"({rate:.1f} maps/s, {len(names)} methods, {len(images)} images, "
+          f"{jax.device_count()} device(s))")
+    return {"maps_computed": computed_maps, "seconds": seconds, "maps_per_s": rate}
+
+
+def iter_shards(out_dir: str, name: str, n_images: int, shard_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first_index, maps)`` for every shard of ``name``; a missing shard is an error."""
+    for shard in range(n_shards(n_images, shard_size)):
+        path = shard_path(out_dir, name, shard)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"map shard missing: {path} (run the attribution stage first)")
+        yield shard * shard_size, load_npy(path)
+
+
+def gather_rows(out_dir: str, name: str, rows: np.ndarray, n_images: int, shard_size: int) -> np.ndarray:
+    """The maps of the images ``rows`` (sorted indices), read shard by shard."""
+    rows = np.asarray(rows)
+    parts = []
+    for first, maps in iter_shards(out_dir, name, n_images, shard_size):
+        sel = rows[(rows >= first) & (rows < first + len(maps))] - first
+        if len(sel):
+            parts.append(maps[sel])
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)

@@ -1,0 +1,219 @@
+"""``advpath run``: data -> classifier -> generators -> maps of the test split -> metrics -> report.
+
+Every stage is resumable: a model whose stage finished (``WORKDIR/<model>/DONE.json``) is
+reused, an interrupted training resumes from its latest checkpoint, and map shards
+already on disk are not recomputed. The report lands in ``WORKDIR/report.md`` with
+``results.json`` and the figures beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+import advpath_jax as ap
+from advpath_jax.explain.registry import (FIGURE_METHODS, PAPER_METHODS, Explainers,
+                                          check_method_names, required_models)
+from advpath_jax.pipeline import attribute
+from advpath_jax.training.checkpoint import write_json_atomic
+
+PERTURBATION = "_perturbation"   # stored next to the maps: translator output per test image
+MODEL_ORDER = ("classifier", "cyce", "syce", "sagen", "mgen", "translator")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def stage_marker(workdir: str, model: str) -> str:
+    return os.path.join(workdir, model, "DONE.json")
+
+
+def models_needed(methods: Sequence[str]) -> list[str]:
+    """Models to train for ``methods`` (the classifier and the AOPC translator always)."""
+    needed = {"classifier", "translator"}
+    for name in methods:
+        needed.update(required_models(name))
+    return [m for m in MODEL_ORDER if m in needed]
+
+
+def train_model(config, workdir: str, model: str) -> dict:
+    """Train one model (resuming if interrupted) and evaluate it; returns its metrics."""
+    from advpath_jax.training import classifier as cls_mod
+    from advpath_jax.training import generators as gen_mod
+
+    if model == "classifier":
+        return cls_mod.train_classifier(config, workdir)
+    if model in ("cyce", "syce", "sagen"):
+        gen_mod.train_generators(config, workdir, model)
+        return gen_mod.evaluate_generators(config, workdir, model)
+    if model == "mgen":
+        from advpath_jax.training.mgen import train_mgen
+
+        return train_mgen(config, workdir) or {}
+    if model == "translator":
+        from advpath_jax.training.translator import evaluate_translator, train_translator
+
+        train_translator(config, workdir)
+        return evaluate_translator(config, workdir)
+    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODEL_ORDER)}")
+
+
+def train_all(config, workdir: str, models: Sequence[str]) -> dict[str, dict]:
+    """Train every model in ``models`` whose stage is not finished yet."""
+    summary = {}
+    for model in models:
+        marker = stage_marker(workdir, model)
+        if os.path.exists(marker):
+            with open(marker) as fh:
+                summary[model] = json.load(fh)
+            print(f"[run] {model}: finished earlier, reusing {os.path.dirname(marker)}")
+            continue
+        start = time.perf_counter()
+        print(f"[run] training {model} ...")
+        metrics = dict(train_model(config, workdir, model) or {})
+        if metrics.get("stopped_early"):
+            raise RuntimeError(f"training of {model} stopped early (non-finite loss); see "
+                               f"{os.path.join(workdir, model, 'metrics.jsonl')}")
+        metrics["train_seconds"] = time.perf_counter() - start
+        write_json_atomic(marker, _jsonable(metrics))
+        summary[model] = metrics
+    return summary
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ---------------------------------------------------------------------------- explainers
+
+
+def build_explainers(config, workdir: str, methods: Sequence[str]) -> Explainers:
+    """Load the trained models ``methods`` need into an :class:`Explainers`."""
+    from advpath_jax.training.classifier import load_classifier
+    from advpath_jax.training.generators import load_generator
+
+    classifier = load_classifier(workdir, config)
+    needed = {m for name in methods for m in required_models(name)}
+    generators = {k: load_generator(workdir, config, k) for k in ("cyce", "syce", "sagen") if k in needed}
+    mgen = None
+    if "mgen" in needed:
+        from advpath_jax.training.mgen import load_mgen
+
+        mgen = load_mgen(workdir, config)
+    ev = config.eval
+    smoothing = tuple(ev.smoothing) if ev.get("smoothing") else None
+    return Explainers(f=ap.score_fn(classifier), classifier=classifier, generators=generators,
+                      mgen=mgen, steps=int(ev.steps), rule=ev.get("rule", "midpoint"),
+                      chunk_size=ev.get("chunk_size"), smoothing=smoothing,
+                      mpert_kwargs=dict(config.mpert) if "mpert" in config else {})
+
+
+def perturbation_fn(config, workdir: str, explainers: Explainers):
+    """``fn(x, shard) -> x'``: each image translated to the opposite of its predicted class."""
+    from advpath_jax.training.translator import load_translator, translate_to_opposite
+
+    translator = load_translator(workdir, config)
+    return lambda x, shard: translate_to_opposite(translator, explainers.f, x)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def predictions(f, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    scores = [np.asarray(f(jax.numpy.asarray(images[i:i + batch]))) for i in range(0, len(images), batch)]
+    return np.concatenate(scores)
+
+
+def evaluate_maps(config, maps_dir: str, test: dict, f, methods: Sequence[str]) -> dict:
+    """Table 1 (IoU/FNR on positives), AOPC and R (balanced subset) for every method."""
+    from advpath_jax import metrics as M
+
+    ev = config.eval
+    shard_size = int(ev.shard_size)
+    images, labels, masks = test["image"], np.asarray(test["label"]), np.asarray(test["mask"])
+    n = len(images)
+    scores = predictions(f, images)
+    pred = (scores >= 0.5).astype(np.int32)
+    positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
+    subset = M.balanced_subset(pred, int(ev.subset_size), seed=int(config.seed), on_shortage="shrink")
+    x_sub = images[subset]
+    x_pert = attribute.gather_rows(maps_dir, PERTURBATION, subset, n, shard_size)[..., None] \
+        if images.shape[-1] == 1 else attribute.gather_rows(maps_dir, PERTURBATION, subset, n, shard_size)
+    x_pert = x_pert.reshape(x_sub.shape)
+    percentiles = tuple(float(p) for p in ev.percentiles)
+    patch = ev.get("patch_size")
+    common = dict(patch_size=patch, chunk_size=int(ev.get("metric_chunk", 32)))
+    results = {"methods": {}, "percentiles": list(percentiles)}
+    for name in tqdm(methods, desc="metrics", unit="method"):
+        entry = {}
+        maps_pos = attribute.gather_rows(maps_dir, name, positives, n, shard_size)
+        loc = M.localization_metrics(maps_pos, masks[positives], None, percentiles)
+        entry["iou"], entry["fnr"] = loc["iou"], loc["fnr"]
+        maps_sub = attribute.gather_rows(maps_dir, name, subset, n, shard_size)
+        entry["aopc"] = M.aopc_curves(f, x_sub, x_pert, maps_sub, steps=int(ev.aopc_steps), **common)
+        entry["relevance"] = M.deletion_preservation(f, x_sub, x_pert, maps_sub,
+                                                     n_steps=ev.get("relevance_steps"), **common)
+        results["methods"][name] = entry
+    results["aopc_random"] = M.aopc_random(f, x_sub, x_pert, jax.random.key(int(config.seed)),
+                                           steps=int(ev.aopc_steps),
+                                           n_repeats=int(ev.get("random_repeats", 1)), **common)
+    results["meta_eval"] = {"n_test": int(n), "n_positives_scored": int(len(positives)),
+                            "subset_size": int(len(subset)),
+                            "subset_by_predicted_class": {"0": int((pred[subset] == 0).sum()),
+                                                          "1": int((pred[subset] == 1).sum())},
+                            "test_accuracy": float(np.mean(pred == labels))}
+    return results
+
+
+def figure_examples(config, maps_dir: str, test: dict, methods: Sequence[str]) -> dict:
+    """A few positive test images with their masks and the maps of the main methods."""
+    n = len(test["image"])
+    labels, masks = np.asarray(test["label"]), np.asarray(test["mask"])
+    positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
+    rows = positives[: int(config.eval.get("figure_examples", 4))]
+    shown = [m for m in FIGURE_METHODS if m in methods] or list(methods)[:8]
+    shard_size = int(config.eval.shard_size)
+    return {"images": test["image"][rows], "masks": masks[rows],
+            "ids": [str(i) for i in np.asarray(test["id"])[rows]],
+            "maps": {m: attribute.gather_rows(maps_dir, m, rows, n, shard_size) for m in shown}}
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+def run(config, workdir: str, *, methods: Sequence[str] | None = None) -> dict:
+    """The whole pipeline; returns the paths written by the report."""
+    from advpath_jax.data import load_split
+    from advpath_jax.pipeline.report import write_report
+
+    started = time.perf_counter()
+    methods = check_method_names(methods or config.eval.get("methods") or PAPER_METHODS)
+    os.makedirs(workdir, exist_ok=True)
+    print(f"[run] config {config.name}, work directory {workdir}")
+    with open(os.path.join(workdir, "config.txt"), "w") as fh:
+        fh.write(str(config))
+    print("[run] loading data ...")
+    test = load_split(config.data, "test")
+    model_metrics = train_all(config, workdir, models_needed(methods))
+    explainers = build_explainers(config, workdir, methods)
+    maps_dir = os.path.join(workdir, "maps")
+    attribution = attribute.attribute_split(
+        explainers.explain, np.asarray(test["image"], np.float32), methods, maps_dir,
+        shard_size=int(config.eval.shard_size), seed=int(config.seed),
+        extra={PERTURBATION: perturbation_fn(config, workdir, explainers)})
+    results = evaluate_maps(config, maps_dir, test, explainers.f, methods)
+    meta_eval = results.pop("meta_eval")
+    results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name,
+                   meta={"models": _jsonable(model_metrics), "evaluation": meta_eval,
+                         "attribution": attribution, "steps": int(config.eval.steps),
+                         "total_seconds": time.perf_counter() - started,
+                         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}"})
+    paths = write_report(workdir, results, figure_examples(config, maps_dir, test, methods))
+    print(f"[run] report: {paths['report']} ({time.perf_counter() - started:.0f} s in all)")
+    return paths

@@ -1,0 +1,27 @@
+"""``advpath run [--config FILE] [--workdir DIR] [--set key=value ...]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from advpath_jax.config_utils import load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="config file or name (default: synth_brain, the embedded synthetic data)")
+    parser.add_argument("--workdir", default=None, help="run directory (default: runs/<config name>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set eval.steps=20 (repeatable)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of the explainers (default: all of Table 1 + Random)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from advpath_jax.pipeline.run import run
+
+    config = load_config(args.config, args.overrides)
+    workdir = args.workdir or f"runs/{config.name}"
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    run(config, workdir, methods=methods)
+    return 0
