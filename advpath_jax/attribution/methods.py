@@ -26,36 +26,16 @@ from advpath_jax.attribution import core
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
 from advpath_jax.attribution.smoothing import gaussian_smooth
 
-WeightFn = Callable[[jax.Array, jax.Array], jax.Array]
-Weight = Union[str, WeightFn]
+from advpath_jax.attribution.weights import (DELTA_WEIGHT, Weight, WeightFn, parse_weight,
+                                             registered_weights, weight_name, weight_v1, weight_v2)
 
-
-def weight_v1(grad: jax.Array, delta: jax.Array) -> jax.Array:
-    """E_FI^v1: F(g, d) = g · d  →  Δ² |∫ ∇f du|."""
-    return grad * delta
-
-
-def weight_v2(grad: jax.Array, delta: jax.Array) -> jax.Array:
-    """E_FI^v2: F(g, d) = |g| · d  →  Δ² ∫ |∇f| du."""
-    return jnp.abs(grad) * delta
-
-
-NAMED_WEIGHTS: dict[str, WeightFn] = {"v1": weight_v1, "v2": weight_v2}
-DELTA_WEIGHT = "delta"
+NAMED_WEIGHTS = registered_weights()  # the built-ins; see advpath_jax.attribution.weights
 
 
 def resolve_weight(weight: Weight) -> WeightFn | None:
-    """A named weight (``"v1"``, ``"v2"``), ``"delta"`` (returns None: no gradient) or a callable."""
-    if isinstance(weight, str):
-        if weight == DELTA_WEIGHT:
-            return None
-        if weight in NAMED_WEIGHTS:
-            return NAMED_WEIGHTS[weight]
-        raise ValueError(f"unknown weight {weight!r}; choose from "
-                         f"{', '.join([DELTA_WEIGHT, *NAMED_WEIGHTS])} or pass a callable F(grad, delta)")
-    if callable(weight):
-        return weight
-    raise ValueError(f"weight must be a name or a callable F(grad, delta), got {type(weight).__name__}")
+    """A registered name (``"v1"``, ``"v2"``, ...), ``"expr:..."``, ``"module:fn"``,
+    ``"delta"`` (returns None: no gradient) or a callable ``F(grad, delta)``."""
+    return parse_weight(weight)
 
 
 # ---------------------------------------------------------------------------- finishing steps
@@ -184,7 +164,8 @@ def path_attribution(f: Callable, x_start: jax.Array, x_end: jax.Array, *, weigh
       f: ``[B,H,W,C] -> [B]`` scores (e.g. :func:`advpath_jax.score_fn` of a classifier).
       x_start: ``[B,H,W,C]`` start s (x for CyCE, x_s for SyCE).
       x_end: ``[B,H,W,C]`` end e (the adversary x_a).
-      weight: ``"v2"`` (E_FI^v2), ``"v1"`` (E_FI^v1), ``"delta"`` (the map |Δ|, no gradient)
+      weight: ``"v2"`` (E_FI^v2), ``"v1"`` (E_FI^v1), ``"delta"`` (the map |Δ|, no gradient),
+        any registered name or ``"expr:..."`` string (:mod:`advpath_jax.attribution.weights`)
         or a callable ``F(grad, delta) -> [B,H,W,C]``.
       steps: M, number of path points.
       rule: quadrature rule name or explicit ``(alphas, weights)``
@@ -340,7 +321,7 @@ def path_attribution_multi(f: Callable, x_start: jax.Array, x_end: jax.Array, *,
     stacked = _run_stacked(f, [x_start, x_end], integrand=StackedIntegrand(tuple(fns)),
                            alphas=alphas, weights=quad_w, chunk_size=chunk_size,
                            finish=FinishStacked(reduce_channels), mesh=mesh)
-    names = [w if isinstance(w, str) else getattr(w, "__name__", f"F{i}") for i, w in enumerate(weights)]
+    names = [weight_name(w) for w in weights]
     return {name: stacked[i] for i, name in enumerate(names)}
 
 

@@ -20,10 +20,12 @@ from tqdm import tqdm
 import advpath_jax as ap
 from advpath_jax.attribution import core, methods
 from advpath_jax.bench.common import (int_list, machine_description, markdown_table, str_list,
-                                      time_call, write_json_atomic)
+                                      time_call)
+from advpath_jax.io_utils import write_json_atomic
 from advpath_jax.models import make_resnet
 
-METHODS = ("efi_v2", "efi_v1", "efi_v2_smooth", "ig", "gradient")
+METHODS = ("efi_v2", "efi_v1", "efi_v2_smooth", "ig", "gradient", "manifold_v2")
+# manifold_v2: E_FI^v2 on SyCE's generator-manifold path (two U-Nets, dγ/dλ by jax.jvp)
 COLUMNS = ("method", "model", "image_size", "steps", "chunk_size", "batch", "images_per_s",
            "compile_s", "peak_mem_mb")
 
@@ -58,11 +60,29 @@ def method_request(method: str, f, x, x_end, *, steps: int, chunk_size, image_si
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
+def manifold_program(f, x, x_end, *, steps: int, chunk_size, unet_channels: int = 16):
+    """SyCE's manifold path (two freshly initialised U-Nets) for the cost comparison."""
+    from advpath_jax.attribution import manifold
+    from advpath_jax.models.unet import UNetSpec, make_unet
+
+    spec = UNetSpec(base_channels=unet_channels, depth=3, in_channels=x.shape[-1], out_channels=x.shape[-1])
+    gens = {"G0": make_unet(spec, seed=1), "G1": make_unet(spec, seed=2)}
+    c = jnp.zeros((x.shape[0],), jnp.int32)
+    decode, z_start, z_end = manifold.syce_latents(gens, x_end, x, c)
+    finish = methods.FinishMap(absolute=True)
+    return manifold.prepare_latent_program(
+        f, decode, z_start, z_end, methods.WeightedIntegrand(methods.weight_v2), finish, steps=steps,
+        rule="midpoint", chunk_size=chunk_size, mesh=None)
+
+
 def measure_row(method: str, f, x, x_end, *, steps: int, chunk_size, image_size: int,
                 repeats: int) -> dict:
-    request = method_request(method, f, x, x_end, steps=steps, chunk_size=chunk_size,
-                             image_size=image_size)
-    args, static, batch = methods.prepare_program(**request)
+    if method == "manifold_v2":
+        args, static, batch = manifold_program(f, x, x_end, steps=steps, chunk_size=chunk_size)
+    else:
+        request = method_request(method, f, x, x_end, steps=steps, chunk_size=chunk_size,
+                                 image_size=image_size)
+        args, static, batch = methods.prepare_program(**request)
     start = time.perf_counter()
     compiled = core.run_path_program.lower(*args, **static).compile()
     compile_s = time.perf_counter() - start
@@ -98,6 +118,12 @@ def main(args: argparse.Namespace) -> int:
         rows.append(row)
     print(markdown_table(rows, COLUMNS))
     print("peak_mem_mb: XLA memory analysis of the compiled program (args + outputs + temporaries).")
+    by_key = {(r["method"], r["batch"], r["steps"]): r for r in rows}
+    for (method, batch, steps), row in by_key.items():
+        linear = by_key.get(("efi_v2", batch, steps))
+        if method == "manifold_v2" and linear:
+            print(f"manifold path vs linear path (batch {batch}, M={steps}): "
+                  f"{linear['images_per_s'] / row['images_per_s']:.2f}x the time per image")
     for method in method_names:
         for batch in int_list(args.batch):
             sel = [r for r in rows if r["method"] == method and r["batch"] == batch]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import pathlib
 import platform
-import tempfile
 import time
 from typing import Callable, Sequence
 
 import jax
+
+from advpath_jax.io_utils import write_json_atomic  # noqa: F401  (re-exported for the benchmarks)
 
 
 def int_list(text: str) -> list[int]:
@@ -57,18 +56,3 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def write_json_atomic(path: str | os.PathLike, payload) -> None:
-    """Write JSON to ``path`` via a temporary file and an atomic rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

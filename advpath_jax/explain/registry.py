@@ -5,6 +5,8 @@ in [0, 1]. Generator pairs are computed once per batch and shared by the four ma
 generator (E, E_FI^v1, E_FI^v2, E_FI,kσ^v2); E_FI^v1 and E_FI^v2 come from one pass of
 gradients (:func:`advpath_jax.attribution.path_attribution_multi`) and E_FI,kσ^v2 is
 E_FI^v2 smoothed by the project's Gaussian (convolution is linear, DESIGN §2).
+``SyCE:M_FI^*`` are the same weights on SyCE's generator-manifold path
+(:mod:`advpath_jax.attribution.manifold`), from x_s to x_a through the U-Net's codes.
 
 Map conventions: all maps are non-negative, channel-summed. IG is shown and scored as
 |IG| (the signed map is :func:`advpath_jax.integrated_gradients`); GradCAM is upsampled
@@ -35,9 +37,13 @@ PAPER_METHODS: tuple[str, ...] = (
     "Gradient", "IG", "GradCAM", "MPert", "MGen", "SAGen",
     *generator_method_names("cyce"), *generator_method_names("syce"), "Random",
 )
+#: beyond the paper: SyCE's maps on the generator manifold (advpath_jax.attribution.manifold)
+MANIFOLD_METHODS: tuple[str, ...] = ("SyCE:M_FI^v1", "SyCE:M_FI^v2", "SyCE:M_FI,kσ^v2")
+#: what `advpath run` evaluates by default
+DEFAULT_METHODS: tuple[str, ...] = PAPER_METHODS[:-1] + MANIFOLD_METHODS + ("Random",)
 #: the maps shown in Figure 1
 FIGURE_METHODS = ("Gradient", "IG", "GradCAM", "MPert", "MGen", "SAGen",
-                  "CyCE:E", "CyCE:E_FI,kσ^v2", "SyCE:E", "SyCE:E_FI,kσ^v2")
+                  "CyCE:E", "CyCE:E_FI,kσ^v2", "SyCE:E", "SyCE:E_FI,kσ^v2", "SyCE:M_FI,kσ^v2")
 
 
 def required_models(name: str) -> tuple[str, ...]:
@@ -51,9 +57,9 @@ def required_models(name: str) -> tuple[str, ...]:
 
 def check_method_names(names) -> list[str]:
     names = list(names)
-    unknown = [n for n in names if n not in PAPER_METHODS and not n.startswith(("CyCE:", "SyCE:"))]
+    unknown = [n for n in names if n not in DEFAULT_METHODS and not n.startswith(("CyCE:", "SyCE:"))]
     if unknown:
-        raise ValueError(f"unknown explainer(s) {unknown}; available: {', '.join(PAPER_METHODS)}")
+        raise ValueError(f"unknown explainer(s) {unknown}; available: {', '.join(DEFAULT_METHODS)}")
     return names
 
 
@@ -109,7 +115,9 @@ class Explainers:
         label = GENERATOR_LABELS[kind]
         x_start, x_adv = self.pair(kind, x)
         maps = {f"{label}:E": ap.path_attribution(self.f, x_start, x_adv, weight="delta")}
-        if any(n != f"{label}:E" for n in wanted):
+        if kind == "syce" and any(n.startswith("SyCE:M_") for n in wanted):
+            maps.update(self._manifold_maps(x, x_adv, smoothing))
+        if any(n.startswith(f"{label}:E_FI") for n in wanted):
             fi = path_attribution_multi(self.f, x_start, x_adv, weights=("v1", "v2"), steps=self.steps,
                                         rule=self.rule, chunk_size=self.chunk_size)
             maps[f"{label}:E_FI^v1"] = fi["v1"]
@@ -117,8 +125,19 @@ class Explainers:
             maps[f"{label}:E_FI,kσ^v2"] = ap.gaussian_smooth(fi["v2"], *smoothing)
         unknown = [n for n in wanted if n not in maps]
         if unknown:
-            raise ValueError(f"unknown {label} map(s) {unknown}; choose from {generator_method_names(kind)}")
+            known = generator_method_names(kind) + (list(MANIFOLD_METHODS) if kind == "syce" else [])
+            raise ValueError(f"unknown {label} map(s) {unknown}; choose from {known}")
         return {n: np.asarray(maps[n], np.float32) for n in wanted}
+
+    def _manifold_maps(self, x, x_adv, smoothing) -> dict[str, jax.Array]:
+        from advpath_jax.attribution.manifold import syce_manifold_path_attribution
+
+        c = (self.f(x) >= 0.5).astype(jnp.int32)
+        fi = syce_manifold_path_attribution(self.f, self.generators["syce"], x, x_adv, c, multi=True,
+                                            weights=("v1", "v2"), steps=self.steps, rule=self.rule,
+                                            chunk_size=self.chunk_size)
+        return {"SyCE:M_FI^v1": fi["v1"], "SyCE:M_FI^v2": fi["v2"],
+                "SyCE:M_FI,kσ^v2": ap.gaussian_smooth(fi["v2"], *smoothing)}
 
     def _single(self, name: str, x: jax.Array, key: jax.Array) -> jax.Array:
         if name == "Gradient":

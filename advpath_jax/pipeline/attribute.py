@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import time
 from typing import Callable, Iterator, Sequence
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
+
+from advpath_jax.io_utils import save_npy_atomic
 
 
 def method_slug(name: str) -> str:
@@ -28,20 +29,6 @@ def method_slug(name: str) -> str:
 
 def shard_path(out_dir: str, name: str, shard: int) -> str:
     return os.path.join(out_dir, method_slug(name), f"shard_{shard:05d}.npy")
-
-
-def save_npy_atomic(path: str, array: np.ndarray) -> None:
-    """``np.save`` to a temporary file in the same folder, then rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_npy(path: str) -> np.ndarray:

@@ -18,10 +18,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import advpath_jax as ap
-from advpath_jax.explain.registry import (FIGURE_METHODS, PAPER_METHODS, Explainers,
+from advpath_jax.explain.registry import (DEFAULT_METHODS, FIGURE_METHODS, Explainers,
                                           check_method_names, required_models)
 from advpath_jax.pipeline import attribute
-from advpath_jax.training.checkpoint import write_json_atomic
+from advpath_jax.io_utils import write_json_atomic
 
 PERTURBATION = "_perturbation"   # stored next to the maps: translator output per test image
 MODEL_ORDER = ("classifier", "cyce", "syce", "sagen", "mgen", "translator")
@@ -193,7 +193,7 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None) -> dict:
     from advpath_jax.pipeline.report import write_report
 
     started = time.perf_counter()
-    methods = check_method_names(methods or config.eval.get("methods") or PAPER_METHODS)
+    methods = check_method_names(methods or config.eval.get("methods") or DEFAULT_METHODS)
     os.makedirs(workdir, exist_ok=True)
     print(f"[run] config {config.name}, work directory {workdir}")
     with open(os.path.join(workdir, "config.txt"), "w") as fh:
