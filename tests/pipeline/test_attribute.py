@@ -1,0 +1,90 @@
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import advpath_jax as ap
+from advpath_jax.explain.registry import Explainers, check_method_names, required_models
+from advpath_jax.models import make_resnet
+from advpath_jax.pipeline import attribute
+
+
+@pytest.fixture(scope="module")
+def explainers():
+    model = make_resnet(18, width=0.125, seed=2)
+    return Explainers(f=ap.score_fn(model), classifier=model, steps=3)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(size=(7, 32, 32, 1)).astype(np.float32)
+
+
+def test_slugs_are_unique_and_safe():
+    from advpath_jax.explain.registry import DEFAULT_METHODS
+
+    slugs = [attribute.method_slug(n) for n in DEFAULT_METHODS]
+    assert len(set(slugs)) == len(slugs)
+    assert all(s.replace("-", "").replace("_", "").replace(".", "").isalnum() for s in slugs)
+
+
+def test_job_writes_shards_resumes_and_matches_direct_maps(tmp_path, explainers, images):
+    names = ["Gradient", "IG", "GradCAM", "Random"]
+    calls = []
+
+    def counting(x, todo, key):
+        calls.append((len(x), tuple(todo)))
+        return explainers.explain(x, todo, key)
+
+    stats = attribute.attribute_split(counting, images, names, str(tmp_path), shard_size=3, seed=1)
+    assert stats["maps_computed"] == 7 * 4 and len(calls) == 3
+    # the stored maps are the explainer's maps of each shard
+    direct = explainers.explain(images[3:6], ["Gradient", "IG"], jax.random.key(0))
+    for name in ("Gradient", "IG"):
+        np.testing.assert_allclose(np.load(attribute.shard_path(str(tmp_path), name, 1)), direct[name],
+                                   rtol=1e-5, atol=1e-9)
+    gathered = attribute.gather_rows(str(tmp_path), "IG", np.array([0, 4, 6]), 7, 3)
+    full = np.concatenate([np.load(attribute.shard_path(str(tmp_path), "IG", s)) for s in range(3)])
+    np.testing.assert_array_equal(gathered, full[[0, 4, 6]])
+    # resume: delete one shard of one method; only it is recomputed
+    os.remove(attribute.shard_path(str(tmp_path), "GradCAM", 2))
+    calls.clear()
+    stats = attribute.attribute_split(counting, images, names, str(tmp_path), shard_size=3, seed=1)
+    assert calls == [(1, ("GradCAM",))] and stats["maps_computed"] == 1
+    # no temporary files are left behind
+    leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if not f.endswith(".npy")]
+    assert leftovers == []
+
+
+def test_corrupt_and_missing_shards_are_named(tmp_path):
+    path = attribute.shard_path(str(tmp_path), "IG", 0)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as fh:
+        fh.write(b"not a numpy file")
+    with pytest.raises(ValueError, match="shard_00000"):
+        list(attribute.iter_shards(str(tmp_path), "IG", 3, 3))
+    with pytest.raises(FileNotFoundError, match="Gradient"):
+        list(attribute.iter_shards(str(tmp_path), "Gradient", 3, 3))
+
+
+def test_explainer_maps_shapes_and_random_is_deterministic(explainers, images):
+    key = jax.random.key(3)
+    maps = explainers.explain(images[:2], ["Gradient", "IG", "GradCAM", "Random"], key)
+    for name, m in maps.items():
+        assert m.shape == (2, 32, 32) and np.all(np.isfinite(m)) and np.all(m >= 0), name
+    again = explainers.explain(images[:2], ["Random"], key)["Random"]
+    np.testing.assert_array_equal(again, maps["Random"])
+    np.testing.assert_allclose(maps["IG"], np.abs(np.asarray(
+        ap.integrated_gradients(explainers.f, images[:2], steps=3))), rtol=1e-5, atol=1e-9)
+
+
+def test_method_names_and_requirements():
+    with pytest.raises(ValueError, match="unknown explainer"):
+        check_method_names(["Gradient", "SHAP"])
+    assert required_models("SyCE:M_FI^v2") == ("syce",)
+    assert required_models("MGen") == ("mgen",)
+    assert required_models("GradCAM") == ()
+    with pytest.raises(ValueError, match="no trained syce"):
+        Explainers(f=lambda x: x.sum((1, 2, 3)), classifier=None).explain(
+            np.zeros((1, 32, 32, 1), np.float32), ["SyCE:E"], jax.random.key(0))
