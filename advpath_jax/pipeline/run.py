@@ -108,10 +108,24 @@ def build_explainers(config, workdir: str, methods: Sequence[str]) -> Explainers
         mgen = load_mgen(workdir, config)
     ev = config.eval
     smoothing = tuple(ev.smoothing) if ev.get("smoothing") else None
+    mpert_kwargs = mpert_settings(config)
     return Explainers(f=ap.score_fn(classifier), classifier=classifier, generators=generators,
                       mgen=mgen, steps=int(ev.steps), rule=ev.get("rule", "midpoint"),
                       chunk_size=ev.get("chunk_size"), smoothing=smoothing,
-                      mpert_kwargs=dict(config.mpert) if "mpert" in config else {})
+                      mpert_kwargs=mpert_kwargs)
+
+
+def mpert_settings(config) -> dict:
+    """The ``c.mpert`` fields that are arguments of :func:`mpert_maps` (the rest, e.g. the
+    batch size, are for the job)."""
+    import inspect
+
+    from advpath_jax.explain.mpert import mpert_maps
+
+    if "mpert" not in config:
+        return {}
+    accepted = set(inspect.signature(mpert_maps).parameters) - {"f", "x", "key"}
+    return {k: v for k, v in config.mpert.items() if k in accepted}
 
 
 def perturbation_fn(config, workdir: str, explainers: Explainers):
