@@ -55,6 +55,20 @@ def required_models(name: str) -> tuple[str, ...]:
     return {"SAGen": ("sagen",), "MGen": ("mgen",)}.get(name, ())
 
 
+def parse_method_list(text: str) -> list[str]:
+    """Split a comma-separated list of method names, keeping the comma inside names such as
+    ``"SyCE:E_FI,kσ^v2"`` (``ksigma`` is accepted for ``kσ``)."""
+    names: list[str] = []
+    for token in (t.strip() for t in text.replace("ksigma", "kσ").split(",")):
+        if not token:
+            continue
+        if token.startswith("kσ") and names and names[-1].endswith("_FI"):
+            names[-1] = f"{names[-1]},{token}"
+        else:
+            names.append(token)
+    return check_method_names(names)
+
+
 def check_method_names(names) -> list[str]:
     names = list(names)
     unknown = [n for n in names if n not in DEFAULT_METHODS and not n.startswith(("CyCE:", "SyCE:"))]

@@ -21,10 +21,11 @@ import advpath_jax as ap
 from advpath_jax.explain.registry import (DEFAULT_METHODS, FIGURE_METHODS, Explainers,
                                           check_method_names, required_models)
 from advpath_jax.pipeline import attribute
+from advpath_jax.training.cli import MODELS, train
 from advpath_jax.io_utils import write_json_atomic
 
 PERTURBATION = "_perturbation"   # stored next to the maps: translator output per test image
-MODEL_ORDER = ("classifier", "cyce", "syce", "sagen", "mgen", "translator")
+MODEL_ORDER = MODELS  # classifier, cyce, syce, sagen, mgen, translator: training order
 
 
 # ---------------------------------------------------------------------------- training
@@ -42,28 +43,6 @@ def models_needed(methods: Sequence[str]) -> list[str]:
     return [m for m in MODEL_ORDER if m in needed]
 
 
-def train_model(config, workdir: str, model: str) -> dict:
-    """Train one model (resuming if interrupted) and evaluate it; returns its metrics."""
-    from advpath_jax.training import classifier as cls_mod
-    from advpath_jax.training import generators as gen_mod
-
-    if model == "classifier":
-        return cls_mod.train_classifier(config, workdir)
-    if model in ("cyce", "syce", "sagen"):
-        gen_mod.train_generators(config, workdir, model)
-        return gen_mod.evaluate_generators(config, workdir, model)
-    if model == "mgen":
-        from advpath_jax.training.mgen import train_mgen
-
-        return train_mgen(config, workdir) or {}
-    if model == "translator":
-        from advpath_jax.training.translator import evaluate_translator, train_translator
-
-        train_translator(config, workdir)
-        return evaluate_translator(config, workdir)
-    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODEL_ORDER)}")
-
-
 def train_all(config, workdir: str, models: Sequence[str]) -> dict[str, dict]:
     """Train every model in ``models`` whose stage is not finished yet."""
     summary = {}
@@ -76,7 +55,7 @@ def train_all(config, workdir: str, models: Sequence[str]) -> dict[str, dict]:
             continue
         start = time.perf_counter()
         print(f"[run] training {model} ...")
-        metrics = dict(train_model(config, workdir, model) or {})
+        metrics = dict(train(model, config, workdir) or {})
         if metrics.get("stopped_early"):
             raise RuntimeError(f"training of {model} stopped early (non-finite loss); see "
                                f"{os.path.join(workdir, model, 'metrics.jsonl')}")

@@ -22,6 +22,8 @@ def main(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     workdir = args.workdir or f"runs/{config.name}"
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    from advpath_jax.explain.registry import parse_method_list
+
+    methods = parse_method_list(args.methods) if args.methods else None
     run(config, workdir, methods=methods)
     return 0

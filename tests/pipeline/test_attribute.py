@@ -88,3 +88,12 @@ def test_method_names_and_requirements():
     with pytest.raises(ValueError, match="no trained syce"):
         Explainers(f=lambda x: x.sum((1, 2, 3)), classifier=None).explain(
             np.zeros((1, 32, 32, 1), np.float32), ["SyCE:E"], jax.random.key(0))
+
+
+def test_method_list_parsing_keeps_commas_inside_names():
+    from advpath_jax.explain.registry import parse_method_list
+
+    assert parse_method_list("Gradient,SyCE:E_FI,kσ^v2,CyCE:E_FI,ksigma^v2, Random") == [
+        "Gradient", "SyCE:E_FI,kσ^v2", "CyCE:E_FI,kσ^v2", "Random"]
+    with pytest.raises(ValueError, match="unknown explainer"):
+        parse_method_list("Gradient,kσ^v2")

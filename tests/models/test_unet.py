@@ -1,0 +1,81 @@
+"""U-Net and discriminator shapes, ranges and exposed pieces."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
+from advpath_jax.models.unet import UNetSpec, make_unet
+
+SPEC = UNetSpec(base_channels=4, depth=2)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return jax.random.uniform(jax.random.key(0), (2, 32, 32, 1))
+
+
+def test_output_shape_and_range(x):
+    net = make_unet(SPEC)
+    net.eval()
+    y = net(3.0 * x - 1.0)  # inputs outside [0, 1] still give a clipped output
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_encode_decode_head_compose(x):
+    net = make_unet(SPEC)
+    net.eval()
+    bottleneck, skips = net.encode(x)
+    assert bottleneck.shape == (2, 8, 8, 16)
+    assert [s.shape[1:] for s in skips] == [(32, 32, 4), (16, 16, 8)]
+    np.testing.assert_allclose(net.head(net.decode(bottleneck, skips), x), net(x), atol=1e-6)
+
+
+def test_two_heads_differ_and_are_clipped(x):
+    net = make_unet(SPEC, two_heads=True)
+    net.eval()
+    x_s, x_a = net(x)
+    assert x_s.shape == x_a.shape == x.shape
+    assert float(jnp.abs(x_s - x_a).max()) > 0
+    for y in (x_s, x_a):
+        assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    head = net.stable_head
+    assert [c.out_features for c in head.convs] == [32, 16] and head.out.out_features == 1
+
+
+def test_residual_unet_starts_near_identity(x):
+    net = make_unet(UNetSpec(base_channels=4, depth=2, residual=True))
+    net.eval()
+    # with zero head weights the residual U-Net is exactly the (clipped) identity
+    net.head_conv.kernel[...] = jnp.zeros_like(net.head_conv.kernel[...])
+    net.head_conv.bias[...] = jnp.zeros_like(net.head_conv.bias[...])
+    np.testing.assert_allclose(net(x), x, atol=1e-6)
+
+
+def test_dropout_is_active_in_train_mode_only(x):
+    net = make_unet(SPEC)
+    net.train()
+    a, b = net(x), net(x)
+    assert float(jnp.abs(a - b).max()) > 0
+    net.eval()
+    np.testing.assert_array_equal(net(x), net(x))
+
+
+def test_bad_inputs_are_refused():
+    net = make_unet(SPEC)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(jnp.zeros((1, 30, 32, 1)))
+    with pytest.raises(ValueError, match=r"\[B, H, W, 1\]"):
+        net(jnp.zeros((1, 32, 32, 3)))
+
+
+def test_discriminator_logits():
+    d = make_discriminator(DiscriminatorSpec(image_size=32, base_channels=4, layers=3))
+    out = d(jnp.zeros((3, 32, 32, 1)))
+    assert out.shape == (3,)
+    assert len(d.convs) == 3 and d.dense.in_features == 16 * 4 * 4
+    with pytest.raises(ValueError, match="discriminator expects"):
+        d(jnp.zeros((3, 64, 64, 1)))

@@ -1,0 +1,80 @@
+"""A tiny deterministic regression task for the trainer tests (no image models)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from advpath_jax.training.trainer import (Task, apply_gradients, epoch_rng, param_state,
+                                          replace_params, value_and_grad_models)
+
+N, D, BATCH = 64, 6, 8
+
+
+def toy_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, D)).astype(np.float32)
+    w = rng.normal(size=(D, 1)).astype(np.float32)
+    y = (x @ w + 0.1 * rng.normal(size=(N, 1))).astype(np.float32)
+    return x, y
+
+
+class Toy(nnx.Module):
+    def __init__(self, hidden, rngs):
+        self.l1 = nnx.Linear(D, hidden, rngs=rngs)
+        self.bn = nnx.BatchNorm(hidden, rngs=rngs)
+        self.drop = nnx.Dropout(0.1, rngs=rngs)
+        self.l2 = nnx.Linear(hidden, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(self.drop(jax.nn.relu(self.bn(self.l1(x)))))
+
+
+def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam"):
+    """``poison_after``: from that global step on, the loss becomes NaN.
+
+    ``optimizer="sgd"`` (momentum 0.9) for comparisons across device counts: Adam turns
+    rounding-level gradient differences of near-zero gradients into full-size steps.
+    """
+    x, y = toy_data()
+    model0 = Toy(hidden, nnx.Rngs(seed))
+    model0.train()
+    graphdef, _ = nnx.split(model0)
+    model0.eval()
+    eval_graphdef, _ = nnx.split(model0)
+    tx = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr, momentum=0.9)
+
+    def init_state():
+        model = Toy(hidden, nnx.Rngs(seed))
+        return {"models": {"toy": nnx.state(model)},
+                "opt": {"toy": tx.init(nnx.state(model, nnx.Param))},
+                "step": jnp.zeros((), jnp.int32)}
+
+    def train_step(state, batch, key, lr_scale):
+        def loss_fn(models):
+            noise = 0.01 * jax.random.normal(key, batch["x"].shape)
+            loss = jnp.mean((models["toy"](batch["x"] + noise) - batch["y"]) ** 2)
+            if poison_after is not None:
+                loss = loss + jnp.where(state["step"] >= poison_after, jnp.nan, 0.0)
+            return loss, {}
+
+        loss, _, grads, new = value_and_grad_models(loss_fn, {"toy": graphdef}, state["models"], ["toy"])
+        params = param_state(graphdef, new["toy"])
+        params, opt = apply_gradients(tx, grads["toy"], state["opt"]["toy"], params, lr_scale)
+        return ({"models": {"toy": replace_params(graphdef, new["toy"], params)}, "opt": {"toy": opt},
+                 "step": state["step"] + 1}, {"loss": loss})
+
+    def train_batches(epoch):
+        order = epoch_rng(seed, epoch).permutation(N)
+        for i in range(N // BATCH):
+            idx = order[i * BATCH:(i + 1) * BATCH]
+            yield {"x": x[idx], "y": y[idx]}
+
+    def evaluate(state):
+        model = nnx.merge(eval_graphdef, state["models"]["toy"])
+        return {"mse": float(jnp.mean((model(x) - y) ** 2))}
+
+    return Task(name="toy", init_state=init_state, train_step=train_step,
+                train_batches=train_batches, steps_per_epoch=N // BATCH, evaluate=evaluate,
+                monitor="mse", mode="min", fingerprint={"hidden": hidden})

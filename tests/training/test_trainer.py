@@ -1,0 +1,136 @@
+"""The shared trainer and checkpoint helper, on a tiny regression task."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _toy import toy_task  # noqa: E402
+
+from advpath_jax.training.checkpoint import CheckpointStore, check_fingerprint  # noqa: E402
+from advpath_jax.training.trainer import (FitOptions, NonFiniteLossError, fit,  # noqa: E402
+                                          plateau_update)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _leaves(state):
+    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+            for x in jax.tree.leaves(state)]
+
+
+def _assert_same(a, b, **tol):
+    la, lb = _leaves(a), _leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        if tol:
+            np.testing.assert_allclose(x, y, **tol)
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("full")
+    return d, fit(toy_task(), str(d), FitOptions(epochs=3, base_lr=0.05, progress=False))
+
+
+def test_training_lowers_loss_and_logs(uninterrupted):
+    d, res = uninterrupted
+    rows = [json.loads(l) for l in open(d / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["val_mse"] < 0.5 * rows[0]["train_loss"]
+    assert res.best_value == min(r["val_mse"] for r in rows)
+    assert sorted(os.listdir(d / "checkpoints")) == ["best", "latest"]
+
+
+def test_checkpoint_round_trip(uninterrupted, tmp_path):
+    _, res = uninterrupted
+    store = CheckpointStore(str(tmp_path), {"hidden": 8})
+    store.save("latest", 5, res.state, {"note": "x"})
+    abstract = jax.eval_shape(toy_task().init_state)
+    state, meta = store.restore("latest", abstract)
+    store.close()
+    assert meta["note"] == "x" and meta["step"] == 5 and meta["fingerprint"] == {"hidden": 8}
+    _assert_same(state, res.state)
+
+
+def test_resume_mid_epoch_equals_uninterrupted(uninterrupted, tmp_path):
+    _, full = uninterrupted
+    opts = FitOptions(epochs=3, base_lr=0.05, progress=False)
+    first = fit(toy_task(), str(tmp_path), FitOptions(**{**opts.__dict__, "max_steps": 11}))
+    assert first.stopped_early
+    resumed = fit(toy_task(), str(tmp_path), opts)  # fresh task object, as after a restart
+    _assert_same(resumed.state, full.state)
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_checkpoint_from_other_config_is_refused(uninterrupted):
+    d, _ = uninterrupted
+    with pytest.raises(ValueError) as err:
+        fit(toy_task(hidden=16), str(d), FitOptions(epochs=4, base_lr=0.05, progress=False))
+    msg = str(err.value)
+    assert str(d) in msg and "hidden" in msg and "8" in msg and "16" in msg
+
+
+def test_check_fingerprint_lists_all_fields():
+    with pytest.raises(ValueError, match=r"depth.*width"):
+        check_fingerprint({"depth": 18, "width": 0.5}, {"depth": 50, "width": 1.0}, "/x")
+    check_fingerprint({"a": (1, 2)}, {"a": [1, 2]}, "/x")  # tuples and lists are the same JSON
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    opts = FitOptions(epochs=4, base_lr=0.05, progress=False)
+    with pytest.raises(NonFiniteLossError, match="loss is nan") as err:
+        fit(toy_task(poison_after=20), str(tmp_path), opts)   # epoch 3, batch 4
+    assert "checkpoints/latest/16" in str(err.value)
+    store = CheckpointStore(str(tmp_path), {"hidden": 8})
+    state, meta = store.restore("latest", jax.eval_shape(toy_task().init_state))
+    store.close()
+    assert meta["epoch"] == 2 and meta["global_step"] == 16
+    assert all(np.all(np.isfinite(x)) for x in _leaves(state) if x.dtype.kind == "f")
+    clean = fit(toy_task(), str(tmp_path / "clean"), FitOptions(epochs=2, base_lr=0.05, progress=False))
+    _assert_same(state, clean.state)
+
+
+def test_plateau_decay_matches_reduce_lr_on_plateau():
+    kw = dict(mode="min", factor=0.3, patience=4, min_scale=0.1)
+    scale, best, bad = 1.0, None, 0
+    scales = []
+    for v in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.96, 0.97, 0.98, 0.99, 0.5, 0.6, 0.6, 0.6, 0.6]:
+        scale, best, bad = plateau_update(scale, best, bad, v, **kw)
+        scales.append(round(scale, 6))
+    # 4 bad epochs after 0.9 -> x0.3; 4 more -> floor 0.1 (not 0.09); improvement at 0.5; 4 bad -> floor.
+    assert scales == [1, 1, 1, 1, 1, 0.3, 0.3, 0.3, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+
+
+def test_sharded_step_on_8_devices_equals_1_device():
+    script = textwrap.dedent(f"""
+        import sys, tempfile
+        sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+        import jax, numpy as np
+        assert jax.device_count() == 8, jax.devices()
+        from _toy import toy_task
+        from advpath_jax.training.trainer import FitOptions, default_mesh, fit
+        opts = FitOptions(epochs=2, base_lr=0.05, progress=False)
+        a = fit(toy_task(optimizer="sgd"), tempfile.mkdtemp(), opts, mesh=default_mesh(jax.devices()))
+        b = fit(toy_task(optimizer="sgd"), tempfile.mkdtemp(), opts, mesh=default_mesh(jax.devices()[:1]))
+        leaf = jax.tree.leaves(a.state["models"])[0]
+        assert len(leaf.sharding.device_set) == 8
+        for x, y in zip(jax.tree.leaves(a.state["models"]), jax.tree.leaves(b.state["models"])):
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x, y = jax.random.key_data(x), jax.random.key_data(y)
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-6)
+        print("SAME")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and "SAME" in out.stdout, out.stdout + out.stderr[-3000:]
