@@ -7,6 +7,8 @@ Sized for accelerators. The data set is read from a local copy:
 
 import ml_collections
 
+from advpath_jax.pipeline.eval_config import eval_section
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -50,7 +52,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.progress = True
 
     # --- evaluation ---
-    c.eval = ml_collections.ConfigDict()
-    c.eval.percentiles = (98, 99)
-    c.eval.steps = 50
+    c.eval = eval_section(percentiles=(98, 99), subset_size=1000, aopc_steps=100, shard_size=256,
+                          relevance_steps=50, random_repeats=5, figure_examples=6)
     return c

@@ -6,6 +6,8 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from advpath_jax.pipeline.eval_config import eval_section
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -116,19 +118,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.mpert.batch_size = 64              # images optimised together
 
     # --- evaluation (advpath_jax.metrics / pipeline) ---
-    c.eval = ml_collections.ConfigDict()
-    c.eval.methods = None              # None: the 14 methods of Table 1 + Random; or a tuple of names
-    c.eval.percentiles = (98, 99)      # Table 1 thresholds (brain: 98/99; pneumonia: 90/95/98)
-    c.eval.steps = 50                  # M, path points (paper: 50)
-    c.eval.rule = "midpoint"           # quadrature rule (paper: midpoint, eq. 6)
-    c.eval.chunk_size = None           # path points per vmap chunk (None: automatic)
-    c.eval.smoothing = None            # (size, sigma) of E_FI,kσ^v2; None: 28, 2 scaled from 224 px
-    c.eval.shard_size = 100            # images per attribution shard on disk
-    c.eval.subset_size = 100           # balanced subset (by predicted class) for AOPC and R
-    c.eval.aopc_steps = 50             # L, regions replaced in the AOPC curve
-    c.eval.patch_size = None           # AOPC/R regions; None: 9 px at 224 scaled to the image size
-    c.eval.relevance_steps = 20        # points of the deletion / preservation curves
-    c.eval.random_repeats = 2          # random orderings averaged for the AOPC reference
-    c.eval.metric_chunk = 32           # images per chunk in the metric programs
-    c.eval.figure_examples = 4         # positives shown in Figure 1
+    c.eval = eval_section()  # fields documented in advpath_jax/pipeline/eval_config.py
     return c

@@ -6,6 +6,8 @@ Override any field from the command line, e.g.
 
 import ml_collections
 
+from advpath_jax.pipeline.eval_config import eval_section
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -116,4 +118,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.mpert.batch_size = 64              # images optimised together
 
     # --- evaluation (advpath_jax.metrics / pipeline) ---
+    c.eval = eval_section(percentiles=(90, 95, 98))  # chest-like: the pneumonia thresholds
     return c

@@ -1,0 +1,36 @@
+import pytest
+
+from advpath_jax.config_utils import load_config
+
+CONFIGS = ["synth_brain", "synth_chest", "brain_tumor", "pneumonia"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_loads_with_the_sections_the_pipeline_needs(name):
+    c = load_config(name)
+    for section in ("data", "classifier", "generators", "eval"):
+        assert section in c, (name, section)
+    assert c.eval.steps >= 1 and len(c.eval.percentiles) >= 2
+
+
+def test_overrides_types_and_errors(tmp_path):
+    c = load_config("synth_brain", ["eval.steps=7", "data.image_size=96", "eval.methods=('Gradient', 'Random')",
+                                    "eval.rule=trapezoid"])
+    assert c.eval.steps == 7 and c.data.image_size == 96 and c.eval.rule == "trapezoid"
+    assert tuple(c.eval.methods) == ("Gradient", "Random")
+    with pytest.raises(ValueError, match="no config field"):
+        load_config("synth_brain", ["eval.stepz=3"])
+    with pytest.raises(ValueError, match="no config section"):
+        load_config("synth_brain", ["evaluation.steps=3"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_config("synth_brain", ["eval.steps"])
+    with pytest.raises(FileNotFoundError, match="no config named"):
+        load_config("nonexistent_config")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    with pytest.raises(ValueError, match="broken.py"):
+        load_config(str(broken))
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="get_config"):
+        load_config(str(empty))
