@@ -51,6 +51,55 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.eval_batch_size = 128
     c.generators.progress = True
 
+    # --- MGen (Dabkowski & Gal), AOPC translator (Fixed-Point GAN style), MPert (Fong & Vedaldi) ---
+    c.mgen = ml_collections.ConfigDict()
+    c.mgen.base_channels = 32
+    c.mgen.depth = 4
+    c.mgen.dropout = 0.0
+    c.mgen.epochs = 20
+    c.mgen.steps_per_epoch = None        # the whole train split
+    c.mgen.batch_size = 32
+    c.mgen.lr = 1e-4
+    c.mgen.area_weight = 8.0
+    c.mgen.area_power = 0.3
+    c.mgen.smooth_weight = 0.5
+    c.mgen.preserver_weight = 0.3
+    c.mgen.destroyer_margin = 1.0
+    c.mgen.preserver_margin = 1.0
+    c.mgen.blur_sigma = None             # 10 px at 224
+    c.mgen.progress = True
+
+    c.translator = ml_collections.ConfigDict()
+    c.translator.base_channels = 32
+    c.translator.depth = 4
+    c.translator.dropout = 0.0
+    c.translator.critic_channels = 32
+    c.translator.critic_layers = 5
+    c.translator.epochs = 40
+    c.translator.steps_per_epoch = None
+    c.translator.batch_size = 32
+    c.translator.lr = 1e-4
+    c.translator.beta1 = 0.5
+    c.translator.beta2 = 0.999
+    c.translator.n_critic = 1
+    c.translator.gp_weight = 10.0
+    c.translator.cls_weight = 1.0
+    c.translator.rec_weight = 10.0
+    c.translator.id_weight = 0.1
+    c.translator.progress = True
+
+    c.mpert = ml_collections.ConfigDict()
+    c.mpert.steps = 150
+    c.mpert.lr = 0.1
+    c.mpert.mask_size = None             # 56 at 224 px
+    c.mpert.mask_sigma = None            # 3 at 224 px
+    c.mpert.blur_sigma = None            # 5 at 224 px
+    c.mpert.lambda1 = 0.05
+    c.mpert.lambda2 = 0.2
+    c.mpert.beta = 3.0
+    c.mpert.noise_std = 0.0
+    c.mpert.batch_size = 64
+
     # --- evaluation ---
     c.eval = eval_section(percentiles=(90, 95, 98), subset_size=1000, aopc_steps=100, shard_size=256,
                           relevance_steps=50, random_repeats=5, figure_examples=6)

@@ -8,7 +8,7 @@ CONFIGS = ["synth_brain", "synth_chest", "brain_tumor", "pneumonia"]
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_config_loads_with_the_sections_the_pipeline_needs(name):
     c = load_config(name)
-    for section in ("data", "classifier", "generators", "eval"):
+    for section in ("data", "classifier", "generators", "mgen", "translator", "mpert", "eval"):
         assert section in c, (name, section)
     assert c.eval.steps >= 1 and len(c.eval.percentiles) >= 2
 
