@@ -87,6 +87,22 @@ def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], di
     return {"maps_computed": computed_maps, "seconds": seconds, "maps_per_s": rate}
 
 
+def wait_for_shards(out_dir: str, names: Sequence[str], n_images: int, shard_size: int, *,
+                    timeout_s: float = 3600.0, poll_s: float = 2.0) -> None:
+    """Block until every shard of ``names`` exists (other processes are writing them)."""
+    total = n_shards(n_images, shard_size)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [shard_path(out_dir, n, s) for n in names for s in range(total)
+                   if not os.path.exists(shard_path(out_dir, n, s))]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} map shard(s) still missing after {timeout_s:.0f} s, "
+                               f"e.g. {missing[0]}")
+        time.sleep(poll_s)
+
+
 def iter_shards(out_dir: str, name: str, n_images: int, shard_size: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(first_index, maps)`` for every shard of ``name``; a missing shard is an error."""
     for shard in range(n_shards(n_images, shard_size)):

@@ -193,13 +193,27 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None) -> dict:
         fh.write(str(config))
     print("[run] loading data ...")
     test = load_split(config.data, "test")
-    model_metrics = train_all(config, workdir, models_needed(methods))
+    needed = models_needed(methods)
+    multi_process = jax.process_count() > 1
+    if multi_process:
+        missing = [m for m in needed if not os.path.exists(stage_marker(workdir, m))]
+        if missing:
+            raise RuntimeError(f"multi-process runs attribute only: train {', '.join(missing)} first "
+                               f"with a single process (advpath run or advpath train) in {workdir}")
+    model_metrics = train_all(config, workdir, needed)
     explainers = build_explainers(config, workdir, methods)
     maps_dir = os.path.join(workdir, "maps")
+    shard_size = int(config.eval.shard_size)
     attribution = attribute.attribute_split(
         explainers.explain, np.asarray(test["image"], np.float32), methods, maps_dir,
-        shard_size=int(config.eval.shard_size), seed=int(config.seed),
+        shard_size=shard_size, seed=int(config.seed),
         extra={PERTURBATION: perturbation_fn(config, workdir, explainers)})
+    if multi_process:
+        if jax.process_index() != 0:
+            print(f"[run] process {jax.process_index()}: its shards are written; process 0 writes the report")
+            return {}
+        attribute.wait_for_shards(maps_dir, [*methods, PERTURBATION], len(test["image"]), shard_size,
+                                  timeout_s=float(config.eval.get("wait_timeout_s", 3600)))
     results = evaluate_maps(config, maps_dir, test, explainers.f, methods)
     meta_eval = results.pop("meta_eval")
     results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name,

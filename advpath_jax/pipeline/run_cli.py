@@ -13,11 +13,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", default=None, help="run directory (default: runs/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set eval.steps=20 (repeatable)")
+    parser.add_argument("--coordinator", default=None,
+                        help="multi-process attribution: coordinator host:port (or $ADVPATH_COORDINATOR)")
+    parser.add_argument("--num-processes", type=int, default=None, help="(or $ADVPATH_NUM_PROCESSES)")
+    parser.add_argument("--process-id", type=int, default=None, help="(or $ADVPATH_PROCESS_ID)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of the explainers (default: all of Table 1 + Random)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from advpath_jax import distributed
+
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from advpath_jax.pipeline.run import run
 
     config = load_config(args.config, args.overrides)
