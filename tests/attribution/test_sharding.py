@@ -8,16 +8,23 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import jax
     jax.config.update("jax_num_cpu_devices", 8)
+    import jax.numpy as jnp
     import numpy as np
+    from jax.tree_util import Partial
     import advpath_jax as ap
-    from advpath_jax.models import make_resnet
     from advpath_jax.parallel import data_mesh
     assert jax.device_count() == 8, jax.devices()
-    model = make_resnet(18, width=0.125, seed=1)
-    f = ap.score_fn(model)
+
+    def cnn(params, x):   # a small smooth CNN: [B,H,W,1] -> [B]
+        dn = ("NHWC", "HWIO", "NHWC")
+        h = jnp.tanh(jax.lax.conv_general_dilated(x, params[0], (2, 2), "SAME", dimension_numbers=dn))
+        return jax.nn.sigmoid(jnp.einsum("bhwk,k->b", h, params[1]) / h.shape[1])
+
     rng = np.random.default_rng(0)
-    x = rng.uniform(size=(5, 32, 32, 1)).astype(np.float32)   # 5: not divisible by 8
-    xa = rng.uniform(size=(5, 32, 32, 1)).astype(np.float32)
+    f = Partial(cnn, (jnp.asarray(rng.normal(size=(3, 3, 1, 4)), jnp.float32),
+                      jnp.asarray(rng.normal(size=(4,)), jnp.float32)))
+    x = rng.uniform(size=(5, 16, 16, 1)).astype(np.float32)   # 5: not divisible by 8
+    xa = rng.uniform(size=(5, 16, 16, 1)).astype(np.float32)
     one, eight = data_mesh(jax.devices()[:1]), data_mesh()
     for kwargs in ({"weight": "v2", "steps": 6, "chunk_size": 4},
                    {"weight": "v1", "steps": 3, "smoothing": (3, 0.8)}):

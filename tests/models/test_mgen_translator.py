@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from advpath_jax.models.mgen import MGenSpec, make_mgen, upsample_half_mask
+from advpath_jax.models.mgen import MASK_EPS, MGenSpec, make_mgen, upsample_half_mask
 from advpath_jax.models.translator import TranslatorSpec, make_translator
 
 H = 32
@@ -30,7 +30,7 @@ def test_mgen_mask_is_abs_ratio_at_half_resolution(images):
     kernel = np.asarray(model.head_conv.kernel[...], np.float64)[0, 0]
     bias = np.asarray(model.head_conv.bias[...], np.float64)
     ab = pooled @ kernel + bias
-    expected = np.abs(ab[..., 0]) / (np.abs(ab[..., 0]) + np.abs(ab[..., 1]))
+    expected = np.abs(ab[..., 0]) / (np.abs(ab[..., 0]) + np.abs(ab[..., 1]) + MASK_EPS)  # m = |a| / (|a| + |b| + ε)
     np.testing.assert_allclose(np.asarray(half), expected, atol=1e-4)
     full = model(images, scores)
     assert full.shape == (3, H, H)
