@@ -38,7 +38,8 @@ from typing import Any, Callable
 import numpy as np
 
 from advpath_jax.bench import common
-from advpath_jax.bench.common import int_list, str_list, write_json_atomic
+from advpath_jax.bench.common import int_list, str_list
+from advpath_jax.io_utils import write_bytes_atomic, write_json_atomic
 
 MODELS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
 METHODS = ("efi_v2", "efi_v2_smooth", "ig")
@@ -549,13 +550,8 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] = TABLE_COLUMNS) -
     return common.markdown_table(shown, columns)
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _write_text(path: str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -617,7 +613,7 @@ def main(args: argparse.Namespace) -> int:
         write_json_atomic(args.json_path, {"benchmark": "torch", "meta": meta, "rows": speed_rows,
                                            "memory_curve": memory_rows})
     if args.markdown:
-        _write_text_atomic(args.markdown, text)
+        _write_text(args.markdown, text)
     failed = [r for r in rows if r.get("error")]
     return 1 if failed else 0
 

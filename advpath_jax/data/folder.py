@@ -28,15 +28,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 import pathlib
-import tempfile
 from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from advpath_jax.data import preprocess
+from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
 
 DEFAULT_SPLIT_FRACTIONS = (0.80, 0.10, 0.10)
 SUFFIXES = (".png", ".npy")
@@ -209,18 +208,6 @@ def load_folder(root: str | pathlib.Path, split: str | None = None, *, image_siz
 
 
 # --------------------------------------------------------------------------- writing
-def _atomic_write_bytes(path: pathlib.Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _encode(arr: np.ndarray, fmt: str, is_mask: bool) -> bytes:
     buf = io.BytesIO()
     if fmt == "npy":

@@ -62,7 +62,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 
 import matplotlib
@@ -72,6 +71,7 @@ from matplotlib.figure import Figure
 
 from advpath_jax.metrics.aopc import aopc_relative
 from advpath_jax.metrics.stats import by_class, summarize
+from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
 
 FIGURE1 = "figure1_examples.png"
 FIGURE2 = "figure2_aopc.png"
@@ -81,19 +81,6 @@ RANDOM = "Random"
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _json_default(o):

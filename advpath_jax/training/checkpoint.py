@@ -31,13 +31,13 @@ Typical use::
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Mapping
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+from advpath_jax.io_utils import write_json_atomic  # noqa: F401  (re-exported)
 
 KINDS = ("latest", "best")
 
@@ -236,12 +236,3 @@ def load_models(workdir: str, build: Callable[[], Mapping[str, nnx.Module]],
         return out
     finally:
         store.close()
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
