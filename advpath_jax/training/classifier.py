@@ -228,8 +228,10 @@ def load_classifier(workdir: str, config: Any, *, which: str = "best") -> ResNet
 
     Raises FileNotFoundError when it was not trained, ValueError for another config's checkpoint.
     """
-    return load_models(model_dir(workdir, MODEL), lambda: {MODEL: build_classifier(config)},
-                       classifier_fingerprint(config), which=which)[MODEL]
+    # Built abstractly (shapes only): the checkpoint supplies every array, and an eager
+    # initialisation of the ResNet would cost seconds of op dispatch.
+    build = lambda: nnx.eval_shape(lambda: {MODEL: build_classifier(config)})
+    return load_models(model_dir(workdir, MODEL), build, classifier_fingerprint(config), which=which)[MODEL]
 
 
 def classifier_scores(model: ResNet, images: np.ndarray, *, batch_size: int = 256,

@@ -82,10 +82,24 @@ def loss_weights(config: Any, kind: str) -> dict[str, float]:
     return weights
 
 
-def unet_spec(config: Any) -> UNetSpec:
+def residual_for(config: Any, kind: str) -> bool:
+    """Whether ``kind``'s U-Nets add the input before clipping: ``generators.residual`` is a
+    bool (all kinds) or a tuple of kinds (e.g. ``("cyce", "sagen")``)."""
+    r = config.generators.get("residual", False)
+    if isinstance(r, (bool, int)) or r is None:
+        return bool(r)
+    kinds = (r,) if isinstance(r, str) else tuple(r)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"generators.residual names unknown kinds {unknown}; known: {KINDS}")
+    return kind in kinds
+
+
+def unet_spec(config: Any, kind: str | None = None) -> UNetSpec:
     g = config.generators
+    residual = residual_for(config, kind) if kind is not None else bool(g.get("residual", False))
     return UNetSpec(base_channels=int(g.unet_base_channels), depth=int(g.unet_depth), in_channels=1,
-                    out_channels=1, dropout=float(g.dropout), residual=bool(g.get("residual", False)),
+                    out_channels=1, dropout=float(g.dropout), residual=residual,
                     head_channels=tuple(int(c) for c in g.get("head_channels", (32, 16))))
 
 
@@ -99,7 +113,7 @@ def generator_fingerprint(config: Any, kind: str) -> dict[str, Any]:
     _check_kind(kind)
     fields = UNET_FIELDS + (D_FIELDS if kind in GAN_KINDS else ())
     fp = fingerprint_of(config.generators, fields)
-    fp.update(kind=kind, image_size=int(config.data.image_size))
+    fp.update(kind=kind, image_size=int(config.data.image_size), residual=residual_for(config, kind))
     return fp
 
 
@@ -108,35 +122,47 @@ def build_generators(config: Any, kind: str, seed: int | None = None) -> dict[st
     _check_kind(kind)
     seed = int(config.seed) if seed is None else seed
     if kind == "sagen":
-        return {"G": make_unet(unet_spec(config), two_heads=True, seed=seed + 100)}
-    return {"G0": make_unet(unet_spec(config), seed=seed + 100),
-            "G1": make_unet(unet_spec(config), seed=seed + 200),
+        return {"G": make_unet(unet_spec(config, kind), two_heads=True, seed=seed + 100)}
+    return {"G0": make_unet(unet_spec(config, kind), seed=seed + 100),
+            "G1": make_unet(unet_spec(config, kind), seed=seed + 200),
             "D0": make_discriminator(disc_spec(config), seed=seed + 300),
             "D1": make_discriminator(disc_spec(config), seed=seed + 400)}
 
 
 # ----------------------------------------------------------------------------- the losses
 
-def _cyce_half(G, Gother, D_opp, f, x, y: float, w, kind: str):
-    """Generator loss and terms for one predicted class (x: images predicted y)."""
-    x_a = G(x)
-    adv = losses.adv_cls(jnp.full((x.shape[0],), y), f(x_a))
-    gan = losses.gan_g(D_opp(x_a))
-    back = Gother(x_a)
-    terms = {"adv": adv, "gan": gan, "rec": losses.rec(x, back),
-             "cls": losses.cls(jnp.full((x.shape[0],), y), f(back))}
-    total = w["adv"] * adv + w["gan"] * gan + w["rec"] * terms["rec"] + w["cls"] * terms["cls"]
+def _cyce_loss(models, f, x0, x1, w, kind: str):
+    """CyCE / SyCE generator loss of one step (both halves summed), the mean terms and (x_a0, x_a1).
+
+    All images that the classifier scores in a step go through ``f`` in one call (it is
+    frozen and in eval mode, so this equals separate calls and compiles one program).
+    """
+    G0, G1 = models["G0"], models["G1"]
+    a0, a1 = G0(x0), G1(x1)
+    back0, back1 = G1(a0), G0(a1)  # cycle through the other generator
+    scored = [a0, a1, back0, back1]
     if kind == "syce":
-        x_s = G(x_a)
-        terms["rec_self"] = losses.rec(x, x_s)
-        terms["cls_self"] = losses.cls(jnp.full((x.shape[0],), y), f(x_s))
-        total = total + w["rec_self"] * terms["rec_self"] + w["cls_self"] * terms["cls_self"]
-    return total, x_a, terms
+        scored += [G0(a0), G1(a1)]  # the same generator: the stable image x_s
+    logits = jnp.split(f(jnp.concatenate(scored, axis=0)), len(scored))
+    y0, y1 = jnp.zeros((x0.shape[0],)), jnp.ones((x1.shape[0],))
+    halves = []
+    for y, x, a, back, d_opp, la, lb, k in ((y0, x0, a0, back0, models["D1"], logits[0], logits[2], 0),
+                                            (y1, x1, a1, back1, models["D0"], logits[1], logits[3], 1)):
+        terms = {"adv": losses.adv_cls(y, la), "gan": losses.gan_g(d_opp(a)),
+                 "rec": losses.rec(x, back), "cls": losses.cls(y, lb)}
+        if kind == "syce":
+            terms["rec_self"] = losses.rec(x, scored[4 + k])
+            terms["cls_self"] = losses.cls(y, logits[4 + k])
+        halves.append(terms)
+    total = sum(w[k] * (h[k]) for h in halves for k in h)
+    terms = {k: 0.5 * (halves[0][k] + halves[1][k]) for k in halves[0]}
+    return total, terms, a0, a1
 
 
 def _sagen_loss(G, f, x, c, w):
     x_s, x_a = G(x)
-    terms = {"cls": losses.cls(c, f(x_s)), "adv": losses.adv_cls(c, f(x_a)),
+    l_s, l_a = jnp.split(f(jnp.concatenate([x_s, x_a], axis=0)), 2)
+    terms = {"cls": losses.cls(c, l_s), "adv": losses.adv_cls(c, l_a),
              "rec_s": losses.rec(x, x_s), "rec_a": losses.rec(x, x_a)}
     return sum(w[k] * v for k, v in terms.items()), terms
 
@@ -148,16 +174,24 @@ def _predicted(config: Any, classifier: ResNet, images: np.ndarray, mesh: Mesh) 
 
 
 def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, np.ndarray],
-                   val: dict[str, np.ndarray], mesh: Mesh | None = None) -> Task:
-    """CyCE / SyCE / SAGen as a :class:`Task` for the shared trainer (classifier frozen)."""
+                   val: dict[str, np.ndarray], mesh: Mesh | None = None, *,
+                   train_pred: np.ndarray | None = None, val_pred: np.ndarray | None = None) -> Task:
+    """CyCE / SyCE / SAGen as a :class:`Task` for the shared trainer (classifier frozen).
+
+    ``train_pred`` / ``val_pred``: the classifier's predicted classes ``[N]`` of the two
+    splits when already known (they are computed otherwise).
+    """
     _check_kind(kind)
     mesh = data_mesh() if mesh is None else mesh
     g = config.generators
     w = loss_weights(config, kind)
     gp_weight = float(g.get("gp_weight", 1.0))
     modules = build_generators(config, kind)
-    train_gd = {}
+    init_states = {n: nnx.state(m) for n, m in modules.items()}
+    train_gd, eval_gd = {}, {}
     for name, m in modules.items():
+        m.eval()
+        eval_gd[name] = nnx.split(m)[0]
         m.train()
         train_gd[name] = nnx.split(m)[0]
     classifier.eval()
@@ -174,19 +208,23 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
     disc_names = [n for n in names if n.startswith("D")]
 
     images = np.asarray(train["image"], np.float32)
-    pred = _predicted(config, classifier, images, mesh)
+    pred = _predicted(config, classifier, images, mesh) if train_pred is None else np.asarray(train_pred)
+    if pred.shape != (len(images),):
+        raise ValueError(f"train_pred has shape {pred.shape}, expected ({len(images)},)")
     idx0, idx1 = np.flatnonzero(pred == 0), np.flatnonzero(pred == 1)
     if len(idx0) == 0 or len(idx1) == 0:
         raise ValueError(f"the classifier predicts a single class on the whole training split "
                          f"({len(idx0)} predicted 0, {len(idx1)} predicted 1); train it further")
     b = int(g.batch_size)
     steps = len(images) // (2 * b)
+    if g.get("steps_per_epoch"):
+        steps = min(steps, int(g.steps_per_epoch))
     seed = int(config.seed)
 
-    def init_state():
-        ms = build_generators(config, kind)
-        return {"models": {n: nnx.state(m) for n, m in ms.items()},
-                "opt": {n: tx.init(nnx.state(m, nnx.Param)) for n, m in ms.items()}}
+    def init_state():  # copies of the modules built above (the trainer donates its state)
+        states = jax.tree.map(jnp.array, init_states)
+        return {"models": states,
+                "opt": {n: tx.init(param_state(train_gd[n], states[n])) for n in names}}
 
     def _update(state, names_, grads, new_states, lr_scale):
         models, opts = dict(state["models"]), dict(state["opt"])
@@ -221,10 +259,8 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
                 {"loss": loss, **terms}
 
         def g_loss(models):
-            l0, a0, t0 = _cyce_half(models["G0"], models["G1"], models["D1"], f_logit, x0, 0.0, w, kind)
-            l1, a1, t1 = _cyce_half(models["G1"], models["G0"], models["D0"], f_logit, x1, 1.0, w, kind)
-            terms = {k: 0.5 * (t0[k] + t1[k]) for k in t0}
-            return l0 + l1, (terms, a0, a1)
+            total, terms, a0, a1 = _cyce_loss(models, f_logit, x0, x1, w, kind)
+            return total, (terms, a0, a1)
 
         loss, (terms, a0, a1), grads, new = value_and_grad_models(g_loss, train_gd, states, gen_names)
         state = _update({"models": {**states, **new}, "opt": state["opt"]}, gen_names, grads, new, lr_scale)
@@ -232,7 +268,9 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
 
         def d_loss(models):
             d0, d1 = models["D0"], models["D1"]
-            gan = losses.gan_d(d1(x1), d1(a0)) + losses.gan_d(d0(x0), d0(a1))
+            r1, f1 = jnp.split(d1(jnp.concatenate([x1, a0], axis=0)), 2)  # critics: no batch statistics
+            r0, f0 = jnp.split(d0(jnp.concatenate([x0, a1], axis=0)), 2)
+            gan = losses.gan_d(r1, f1) + losses.gan_d(r0, f0)
             gp = losses.gradient_penalty(d1, x1, a0, k_gp1) + losses.gradient_penalty(d0, x0, a1, k_gp0)
             return gan + gp_weight * gp, {"d_gan": gan, "d_gp": gp}
 
@@ -248,9 +286,9 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
         for i in range(steps):
             yield {"x0": images[o0[i * b:(i + 1) * b]], "x1": images[o1[i * b:(i + 1) * b]]}
 
-    eval_fn = _eval_fn(kind, tuple((n, train_gd[n]) for n in gen_names), f_gd)
+    eval_fn = _eval_fn(kind, eval_gd[gen_names[0]], f_gd)
     val_images = np.asarray(val["image"], np.float32)
-    val_pred = _predicted(config, classifier, val_images, mesh)
+    val_pred = _predicted(config, classifier, val_images, mesh) if val_pred is None else np.asarray(val_pred)
 
     def evaluate(state):
         stats = _measure(eval_fn, {n: state["models"][n] for n in gen_names}, f_state, val_images,
@@ -291,21 +329,35 @@ def _merge_eval(graphdefs: dict[str, Any], states: dict[str, Any]) -> dict[str, 
 
 
 @functools.lru_cache(maxsize=16)
-def _eval_fn(kind: str, gen_graphdefs: tuple[tuple[str, Any], ...], f_graphdef: Any):
-    """Jitted ``(gen_states, f_state, x, c) -> per-image dict`` with all models in eval mode."""
+def _eval_fn(kind: str, gen_graphdef: Any, f_graphdef: Any):
+    """Jitted ``(g_same, g_other, f_state, x) -> per-image dict`` for images of one predicted class.
+
+    ``g_same`` is the state of the generator of that class (SAGen: its only one),
+    ``g_other`` the other generator's (CyCE/SyCE; ignored for SAGen). Graphdefs are in
+    eval mode. G0 and G1 share one architecture, so one compiled program serves both
+    classes, and each image goes only through the generators it needs.
+    """
 
     @jax.jit
-    def run(gen_states, f_state, x, c):
-        gens = _merge_eval(dict(gen_graphdefs), gen_states)
-        f = _merge_eval({"f": f_graphdef}, {"f": f_state})["f"]
-        x_s, x_a, extra = _pair_outputs(kind, gens, f, x, c)
-        per = lambda a, b: jnp.mean(jnp.abs(a - b), axis=(1, 2, 3))
-        sq = lambda a, b: jnp.mean((a - b) ** 2, axis=(1, 2, 3))
-        out = {"p_adv": jax.nn.sigmoid(f(x_a)), "p_start": jax.nn.sigmoid(f(x_s)),
-               "abs_adv": per(x_a, x), "abs_start": per(x_s, x), "rec_start": per(x_s, x) + sq(x_s, x)}
-        if "cycle" in extra:
-            out["p_cycle"] = jax.nn.sigmoid(f(extra["cycle"]))
-            out["rec_cycle"] = per(extra["cycle"], x) + sq(extra["cycle"], x)
+    def run(g_same, g_other, f_state, x):
+        G = nnx.merge(gen_graphdef, g_same, copy=True)
+        f = nnx.merge(f_graphdef, f_state, copy=True)
+        extra = None
+        if kind == "sagen":
+            x_s, x_a = G(x)
+        else:
+            x_a = G(x)
+            x_s = G(x_a) if kind == "syce" else x
+            extra = nnx.merge(gen_graphdef, g_other, copy=True)(x_a)  # cycle reconstruction
+        scored = [x_a, x_s] + ([extra] if extra is not None else [])
+        p = jnp.split(jax.nn.sigmoid(f(jnp.concatenate(scored, axis=0))), len(scored))
+        per = lambda u, v: jnp.mean(jnp.abs(u - v), axis=(1, 2, 3))
+        sq = lambda u, v: jnp.mean((u - v) ** 2, axis=(1, 2, 3))
+        out = {"p_adv": p[0], "p_start": p[1], "abs_adv": per(x_a, x), "abs_start": per(x_s, x),
+               "rec_start": per(x_s, x) + sq(x_s, x)}
+        if extra is not None:
+            out["p_cycle"] = p[2]
+            out["rec_cycle"] = per(extra, x) + sq(extra, x)
         return out
     return run
 
@@ -317,9 +369,23 @@ def _bce_np(target: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _measure(eval_fn, gen_states, f_state, images, pred, mesh, batch_size) -> dict[str, float]:
     """Flip/keep rates, mean absolute changes and the validation objective over ``images``."""
-    c = pred.astype(np.int32)
-    fn = lambda st, xc: eval_fn(st[0], st[1], xc[0], xc[1])
-    out = _predict_pairs(fn, (gen_states, f_state), images, c, mesh, batch_size)
+    c = np.asarray(pred).astype(np.int32)
+    parts = {}
+    for cls in (0, 1):
+        idx = np.flatnonzero(c == cls)
+        if len(idx) == 0:
+            continue
+        if "G" in gen_states:
+            same = other = gen_states["G"]
+        else:
+            same, other = gen_states[f"G{cls}"], gen_states[f"G{1 - cls}"]
+        fn = lambda st, x: eval_fn(st[0], st[1], st[2], x)
+        parts[cls] = (idx, predict_in_batches(fn, (same, other, f_state), images[idx], batch_size, mesh))
+    keys = next(iter(parts.values()))[1].keys()
+    out = {k: np.zeros(len(c), np.float64) for k in keys}
+    for idx, o in parts.values():
+        for k in keys:
+            out[k][idx] = o[k]
     flipped = (out["p_adv"] >= 0.5).astype(np.int32) != c
     kept = (out["p_start"] >= 0.5).astype(np.int32) == c
     stats = {"flip_rate": float(flipped.mean()), "keep_rate": float(kept.mean()),
@@ -334,23 +400,6 @@ def _measure(eval_fn, gen_states, f_state, images, pred, mesh, batch_size) -> di
         objective += 2.0 * out["rec_cycle"].mean()
     stats["objective"] = float(objective)
     return stats
-
-
-def _predict_pairs(fn, state, images, c, mesh, batch_size):
-    """``predict_in_batches`` over (images, classes) pairs."""
-    from advpath_jax.parallel import batch_sharding, pad_batch, replicate
-    n_dev = mesh.devices.size
-    batch_size = max(n_dev, (batch_size // n_dev) * n_dev)
-    sharding = batch_sharding(mesh)
-    state = replicate(state, mesh)
-    outs = []
-    for s in range(0, len(images), batch_size):
-        xb, cb = images[s:s + batch_size], c[s:s + batch_size]
-        xp, n = pad_batch(xb, batch_size)
-        cp, _ = pad_batch(cb, batch_size)
-        o = fn(state, (jax.device_put(xp, sharding), jax.device_put(cp, sharding)))
-        outs.append({k: np.asarray(v)[:n] for k, v in o.items()})
-    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
 # ----------------------------------------------------------------------------- public API
@@ -368,12 +417,51 @@ def train_generators(config: Any, workdir: str, kind: str, *, mesh: Mesh | None 
     out_dir = model_dir(workdir, kind)
     save_run_config(out_dir, config)
     classifier = load_classifier(workdir, config)
-    task = generator_task(config, kind, classifier, _load(config, "train"), _load(config, "val"), mesh)
+    train, val = _load(config, "train"), _load(config, "val")
+    task = generator_task(config, kind, classifier, train, val, mesh,
+                          train_pred=predicted_classes(config, workdir, "train", classifier, train["image"], mesh),
+                          val_pred=predicted_classes(config, workdir, "val", classifier, val["image"], mesh))
     options = FitOptions.from_config(config.generators, int(config.seed), max_steps=max_steps)
     result = fit(task, out_dir, options, mesh=mesh)
     if result.stopped_early:
         return {"stopped_early": True}
-    return evaluate_generators(config, workdir, kind, split="test", mesh=mesh)
+    return evaluate_generators(config, workdir, kind, split="test", mesh=mesh, classifier=classifier)
+
+
+def predicted_classes(config: Any, workdir: str, split: str, classifier: ResNet, images: np.ndarray,
+                      mesh: Mesh | None = None) -> np.ndarray:
+    """The classifier's predicted classes ``[N]`` (int32) of ``split``, cached in ``WORKDIR/classifier``.
+
+    The cache (``predicted_<split>.npz``) is keyed by the best classifier checkpoint's
+    step and the data and classifier configs (training is deterministic given those);
+    any mismatch recomputes it, so the three generators (and reruns) predict each split once.
+    """
+    from advpath_jax.training.checkpoint import CheckpointStore
+    import json
+    clf_dir = model_dir(workdir, "classifier")
+    store = CheckpointStore(clf_dir, classifier_fingerprint(config))
+    try:
+        meta = store.read_meta("best")
+    finally:
+        store.close()
+    as_dict = lambda section: section.to_dict() if hasattr(section, "to_dict") else dict(section)
+    key = json.dumps({"step": None if meta is None else meta.get("step"), "n": int(len(images)),
+                      "data": as_dict(config.data), "classifier": as_dict(config.classifier)},
+                     sort_keys=True, default=str)
+    path = os.path.join(clf_dir, f"predicted_{split}.npz")
+    if meta is not None and os.path.exists(path):
+        try:
+            with np.load(path) as z:
+                if str(z["key"]) == key and z["pred"].shape == (len(images),):
+                    return z["pred"].astype(np.int32)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: recompute
+    pred = _predicted(config, classifier, np.asarray(images, np.float32), mesh or data_mesh())
+    if meta is not None:
+        tmp = f"{path}.tmp{os.getpid()}.npz"
+        np.savez(tmp, pred=pred, key=np.asarray(key))
+        os.replace(tmp, path)
+    return pred
 
 
 def load_generator(workdir: str, config: Any, kind: str, *, which: str = "best") -> dict[str, nnx.Module]:
@@ -383,8 +471,9 @@ def load_generator(workdir: str, config: Any, kind: str, *, which: str = "best")
     """
     _check_kind(kind)
 
-    def build():
-        return {n: m for n, m in build_generators(config, kind).items() if n.startswith("G")}
+    def build():  # shapes only: the checkpoint supplies every array
+        return nnx.eval_shape(lambda: {n: m for n, m in build_generators(config, kind).items()
+                                       if n.startswith("G")})
 
     # The checkpoint also holds the critics; only the generators are restored.
     return load_models(model_dir(workdir, kind), build, generator_fingerprint(config, kind), which=which)
@@ -446,7 +535,7 @@ def sagen_pair(generators: dict[str, nnx.Module], classifier: ResNet, x: Any) ->
 
 
 def evaluate_generators(config: Any, workdir: str, kind: str, *, split: str = "test",
-                        mesh: Mesh | None = None) -> dict[str, Any]:
+                        mesh: Mesh | None = None, classifier: ResNet | None = None) -> dict[str, Any]:
     """Quality of generator ``kind`` on ``split``; written to ``WORKDIR/<kind>/eval_<split>.json``.
 
     ``flip_rate``: fraction of images whose adversary's predicted class differs from the
@@ -458,13 +547,14 @@ def evaluate_generators(config: Any, workdir: str, kind: str, *, split: str = "t
     _check_kind(kind)
     mesh = data_mesh() if mesh is None else mesh
     data = _load(config, split)
-    classifier = load_classifier(workdir, config)
+    classifier = load_classifier(workdir, config) if classifier is None else classifier
+    classifier.eval()
     gens = load_generator(workdir, config, kind)
     images = np.asarray(data["image"], np.float32)
-    pred = _predicted(config, classifier, images, mesh)
+    pred = predicted_classes(config, workdir, split, classifier, images, mesh)
     splits = {n: nnx.split(m) for n, m in sorted(gens.items())}
     f_gd, f_state = nnx.split(classifier)
-    fn = _eval_fn(kind, tuple((n, s[0]) for n, s in splits.items()), f_gd)
+    fn = _eval_fn(kind, next(iter(splits.values()))[0], f_gd)
     stats = _measure(fn, {n: s[1] for n, s in splits.items()}, f_state, images, pred, mesh,
                      int(config.generators.get("eval_batch_size", 128)))
     stats.update(kind=kind, split=split, n=int(len(images)), predicted_positive=int(pred.sum()))

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
-from advpath_jax.models.unet import UNetSpec, make_unet
+from advpath_jax.models.unet import UNetSpec, fan_in_normal, make_unet
 
 SPEC = UNetSpec(base_channels=4, depth=2)
 
@@ -56,7 +56,7 @@ def test_residual_unet_starts_near_identity(x):
 
 
 def test_dropout_is_active_in_train_mode_only(x):
-    net = make_unet(SPEC)
+    net = make_unet(UNetSpec(base_channels=4, depth=1))
     net.train()
     a, b = net(x), net(x)
     assert float(jnp.abs(a - b).max()) > 0
@@ -79,3 +79,16 @@ def test_discriminator_logits():
     assert len(d.convs) == 3 and d.dense.in_features == 16 * 4 * 4
     with pytest.raises(ValueError, match="discriminator expects"):
         d(jnp.zeros((3, 64, 64, 1)))
+
+
+def test_fan_in_normal_matches_he_truncated_normal():
+    shape = (3, 3, 16, 256)  # fan_in 144
+    w = np.asarray(fan_in_normal(2.0)(jax.random.key(3), shape))
+    assert w.shape == shape and w.dtype == np.float32
+    std = np.sqrt(2.0 / 144)  # He: Var = 2 / fan_in, kept after truncation
+    assert abs(w.std() / std - 1.0) < 0.03 and abs(w.mean()) < 0.02 * std
+    assert np.abs(w).max() <= 2.0 * std / 0.87962566103423978 + 1e-6  # cut at 2 raw std
+    np.testing.assert_array_equal(w, np.asarray(fan_in_normal(2.0)(jax.random.key(3), shape)))
+    assert not np.array_equal(w, np.asarray(fan_in_normal(2.0)(jax.random.key(4), shape)))
+    traced = jax.eval_shape(lambda k: fan_in_normal(2.0)(k, shape), jax.random.key(0))
+    assert traced.shape == shape

@@ -27,7 +27,7 @@ def tiny_config():
         depth=18, width=0.0625, dropout=0.3, head_units=8, epochs=1, batch_size=8, lr=1e-3,
         augment=False, eval_batch_size=32, progress=False))
     c.generators = ml_collections.ConfigDict(dict(
-        unet_base_channels=4, unet_depth=2, dropout=0.2, residual=False, head_channels=(8, 4),
+        unet_base_channels=4, unet_depth=2, dropout=0.0, residual=False, head_channels=(8, 4),
         d_base_channels=4, d_layers=2, epochs=1, batch_size=4, lr=1e-3, gp_weight=1.0,
         augment=False, eval_batch_size=32, progress=False))
     return c
@@ -51,12 +51,27 @@ def fake_loader(data):
     gen_mod._load = original
 
 
-def _balanced_classifier(config, images):
-    """An untrained classifier whose threshold splits ``images`` into two halves."""
-    model = clf_mod.build_classifier(config)
+class TinyClassifier(nnx.Module):
+    """A stand-in for the frozen ResNet in the generator-step tests (any module mapping
+    ``[B, H, W, 1]`` to logits ``[B]`` serves; a small one keeps the compiled steps small)."""
+
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 4, (3, 3), strides=(2, 2), rngs=rngs)
+        self.bn = nnx.BatchNorm(4, rngs=rngs)
+        self.fc = nnx.Linear(4, 1, rngs=rngs)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.bn(self.conv(x)))
+        return self.fc(jnp.mean(h, axis=(1, 2)))[:, 0]
+
+
+@pytest.fixture(scope="module")
+def balanced_classifier(data):
+    """A classifier whose threshold splits the training images into two halves."""
+    model = TinyClassifier(nnx.Rngs(0))
     model.eval()
-    logits = np.asarray(model(jnp.asarray(images)))
-    model.fc2.bias[...] = model.fc2.bias[...] - np.median(logits)
+    logits = np.asarray(model(jnp.asarray(data["train"]["image"])))
+    model.fc.bias[...] = model.fc.bias[...] - np.median(logits)
     return model
 
 
@@ -81,9 +96,9 @@ def test_classifier_steps_lower_loss(data):
 
 
 @pytest.mark.parametrize("kind", ["cyce", "syce", "sagen"])
-def test_generator_steps_lower_loss(data, kind):
+def test_generator_steps_lower_loss(data, balanced_classifier, kind):
     config = tiny_config()
-    f = _balanced_classifier(config, data["train"]["image"])
+    f = balanced_classifier
     task = gen_mod.generator_task(config, kind, f, data["train"], data["val"])
     batch = next(iter(task.train_batches(0)))
     assert batch["x0"].shape == batch["x1"].shape == (4, SIZE, SIZE, 1)
@@ -98,6 +113,7 @@ def test_generator_steps_lower_loss(data, kind):
 @pytest.mark.slow
 def test_end_to_end_api(tmp_path, data):
     config = tiny_config()
+    config.generators.steps_per_epoch = 2
     workdir = str(tmp_path)
     metrics = clf_mod.train_classifier(config, workdir)
     assert 0.0 <= metrics["auc"] <= 1.0
@@ -134,3 +150,14 @@ def test_end_to_end_api(tmp_path, data):
         gen_mod.load_generator(workdir, config, "syce")
     with pytest.raises(ValueError, match=r"within \[0, 1\]"):
         gen_mod.cyce_pair(gens, f, x * 3.0)
+
+
+def test_residual_option_per_kind():
+    config = tiny_config()
+    config.generators = ml_collections.ConfigDict({**config.generators.to_dict(), "residual": ("cyce", "sagen")})
+    assert [gen_mod.residual_for(config, k) for k in gen_mod.KINDS] == [True, False, True]
+    assert gen_mod.generator_fingerprint(config, "syce")["residual"] is False
+    assert gen_mod.build_generators(config, "sagen")["G"].spec.residual
+    config.generators.residual = ("cyce", "bogus")
+    with pytest.raises(ValueError, match="bogus"):
+        gen_mod.residual_for(config, "cyce")
