@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.seed = 0                      # synthetic generation and patient splits
     c.data.num_train = 2000              # synthetic split sizes (real sets: their own sizes)
     c.data.num_val = 300
-    c.data.num_test = 600
+    c.data.num_test = 300
     c.data.positive_fraction = 0.25      # synthetic: exact share of images with lesions
     c.data.lesion_contrast = 0.30        # synthetic: mean lesion intensity above tissue (0.6-1.4x each)
     c.data.lesion_size = 0.06            # synthetic: mean lesion radius / image width (0.7-1.4x each)

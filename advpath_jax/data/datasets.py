@@ -39,7 +39,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "num_train": 2000,
     "num_val": 300,
-    "num_test": 600,
+    "num_test": 300,
     "positive_fraction": None,
     "lesion_contrast": None,
     "lesion_size": None,
