@@ -323,15 +323,8 @@ def synth_brain(num: int, image_size: int = 64, seed: int = 0, *,
       ``image`` float32 [N, S, S, 1] in [0, 1]; ``label`` int32 [N] (1 = tumour);
       ``mask`` bool [N, S, S] (exact tumour pixels, >= 10 per tumour); ``id`` str [N].
     """
-    _check_args(num, image_size, positive_fraction, lesion_contrast, lesion_size, noise)
-    labels = _labels(num, positive_fraction, _seeded(seed, 11, 0))
-    images, masks = [], []
-    for c, (a, b) in enumerate(_chunks(num, image_size)):
-        img, mk = _brain_chunk(_seeded(seed, 11, c + 1), labels[a:b], image_size,
-                               lesion_contrast, lesion_size, noise)
-        images.append(img)
-        masks.append(mk)
-    return _pack(images, masks, labels, id_prefix, image_size)
+    return _generate(_brain_chunk, 11, num, image_size, seed, positive_fraction, lesion_contrast,
+                     lesion_size, noise, id_prefix)
 
 
 # ------------------------------------------------------------------------------- chest
@@ -474,12 +467,19 @@ def synth_chest(num: int, image_size: int = 64, seed: int = 0, *,
     Same arguments and return layout as :func:`synth_brain`; ``mask`` is the union of the
     rasterised bounding boxes of the opacities (1-2 per positive, >= 10 pixels each).
     """
+    return _generate(_chest_chunk, 12, num, image_size, seed, positive_fraction, lesion_contrast,
+                     lesion_size, noise, id_prefix)
+
+
+def _generate(chunk_fn, stream: int, num: int, image_size: int, seed: int, positive_fraction: float,
+              lesion_contrast: float, lesion_size: float, noise: float, id_prefix: str) -> dict[str, np.ndarray]:
+    """Labels first, then images chunk by chunk, each chunk from its own seeded stream."""
     _check_args(num, image_size, positive_fraction, lesion_contrast, lesion_size, noise)
-    labels = _labels(num, positive_fraction, _seeded(seed, 12, 0))
+    labels = _labels(num, positive_fraction, _seeded(seed, stream, 0))
     images, masks = [], []
     for c, (a, b) in enumerate(_chunks(num, image_size)):
-        img, mk = _chest_chunk(_seeded(seed, 12, c + 1), labels[a:b], image_size,
-                               lesion_contrast, lesion_size, noise)
+        img, mk = chunk_fn(_seeded(seed, stream, c + 1), labels[a:b], image_size,
+                           lesion_contrast, lesion_size, noise)
         images.append(img)
         masks.append(mk)
     return _pack(images, masks, labels, id_prefix, image_size)
