@@ -8,6 +8,7 @@ process_index``) and each shard's batch is sharded over the local devices by the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -18,7 +19,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from advpath_jax.io_utils import save_npy_atomic
+from advpath_jax.io_utils import save_npy_atomic, write_json_atomic
 
 
 def method_slug(name: str) -> str:
@@ -51,16 +52,46 @@ def my_shards(total: int, process_index: int | None = None, process_count: int |
     return [s for s in range(total) if s % count == index]
 
 
+MANIFEST = "manifest.json"
+
+
+def check_manifest(out_dir: str, fingerprint: dict) -> None:
+    """Record what the shards of ``out_dir`` were computed from; refuse a different setting.
+
+    Shards are reused across runs, so maps computed for other data or other settings must
+    never be mixed in silently.
+    """
+    path = os.path.join(out_dir, MANIFEST)
+    fingerprint = json.loads(json.dumps(fingerprint, default=str))
+    if os.path.exists(path):
+        with open(path) as fh:
+            stored = json.load(fh)
+        differing = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+        if differing:
+            raise ValueError(f"the map shards in {out_dir} were computed with other settings "
+                             f"({', '.join(differing)} differ); use another work directory or "
+                             f"delete {out_dir} to recompute")
+        return
+    write_json_atomic(path, fingerprint)
+
+
 def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], dict],
                     images: np.ndarray, names: Sequence[str], out_dir: str, *, shard_size: int,
                     seed: int = 0, shards: Sequence[int] | None = None, desc: str = "attribution",
-                    extra: dict[str, Callable[[np.ndarray, int], np.ndarray]] | None = None) -> dict:
+                    extra: dict[str, Callable[[np.ndarray, int], np.ndarray]] | None = None,
+                    fingerprint: dict | None = None) -> dict:
     """Write every missing map shard of ``names`` for ``images [N, H, W, C]``.
 
     ``explain(x, names, key) -> {name: [b, H, W]}`` (e.g. :meth:`Explainers.explain`).
     ``extra`` maps additional array names to ``fn(x, shard) -> array`` stored the same way
-    (e.g. the AOPC perturbation images). Returns counts and the throughput.
+    (e.g. the AOPC perturbation images). ``fingerprint``: the settings the maps depend on
+    (recorded on first use, checked on every later one, see :func:`check_manifest`); the
+    number of images, the shard size and the seed are always part of it.
+    Returns counts and the throughput.
     """
+    check_manifest(out_dir, {**(fingerprint or {}), "n_images": int(len(images)),
+                             "image_shape": list(images.shape[1:]), "shard_size": int(shard_size),
+                             "seed": int(seed)})
     total = n_shards(len(images), shard_size)
     shards = my_shards(total) if shards is None else list(shards)
     extra = extra or {}

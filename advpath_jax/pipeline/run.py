@@ -107,6 +107,15 @@ def mpert_settings(config) -> dict:
     return {k: v for k, v in config.mpert.items() if k in accepted}
 
 
+def maps_fingerprint(config) -> dict:
+    """The settings every stored map depends on (data, path quadrature, MPert, the models)."""
+    ev = config.eval
+    sections = {name: config[name].to_dict() for name in ("data", "classifier", "generators", "mgen",
+                                                          "translator", "mpert") if name in config}
+    return {**sections, "steps": int(ev.steps), "rule": str(ev.get("rule", "midpoint")),
+            "smoothing": ev.get("smoothing")}
+
+
 def perturbation_fn(config, workdir: str, explainers: Explainers):
     """``fn(x, shard) -> x'``: each image translated to the opposite of its predicted class."""
     from advpath_jax.training.translator import load_translator, translate_to_opposite
@@ -207,7 +216,8 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None) -> dict:
     attribution = attribute.attribute_split(
         explainers.explain, np.asarray(test["image"], np.float32), methods, maps_dir,
         shard_size=shard_size, seed=int(config.seed),
-        extra={PERTURBATION: perturbation_fn(config, workdir, explainers)})
+        extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
+        fingerprint=maps_fingerprint(config))
     if multi_process:
         if jax.process_index() != 0:
             print(f"[run] process {jax.process_index()}: its shards are written; process 0 writes the report")

@@ -22,8 +22,8 @@ from advpath_jax.attribution.methods import path_attribution_multi
 from advpath_jax.attribution.weights import parse_weight, weight_name
 from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers
 from advpath_jax.pipeline import attribute
-from advpath_jax.pipeline.run import (PERTURBATION, build_explainers, evaluate_maps, models_needed,
-                                      perturbation_fn, train_all)
+from advpath_jax.pipeline.run import (PERTURBATION, build_explainers, evaluate_maps, maps_fingerprint,
+                                      models_needed, perturbation_fn, train_all)
 
 SWEEP_DIR = "sweep"
 
@@ -85,7 +85,8 @@ def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce
     attribute.attribute_split(sweep_explain_fn(explainers, kind, weights, smooth, smoothing), images,
                               names, maps_dir, shard_size=int(config.eval.shard_size),
                               seed=int(config.seed), desc="sweep",
-                              extra={PERTURBATION: perturbation_fn(config, workdir, explainers)})
+                              extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
+                              fingerprint=maps_fingerprint(config))
     results = evaluate_maps(config, maps_dir, test, explainers.f, names)
     meta = results.pop("meta_eval")
     results.update(title=f"advpath-jax weight sweep: {config.name}, {GENERATOR_LABELS[kind]} path",

@@ -53,7 +53,8 @@ def test_job_writes_shards_resumes_and_matches_direct_maps(tmp_path, explainers,
     stats = attribute.attribute_split(counting, images, names, str(tmp_path), shard_size=3, seed=1)
     assert calls == [(1, ("GradCAM",))] and stats["maps_computed"] == 1
     # no temporary files are left behind
-    leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if not f.endswith(".npy")]
+    leftovers = [f for _, _, files in os.walk(tmp_path) for f in files
+                 if not f.endswith(".npy") and f != attribute.MANIFEST]
     assert leftovers == []
 
 
@@ -97,3 +98,18 @@ def test_method_list_parsing_keeps_commas_inside_names():
         "Gradient", "SyCE:E_FI,kσ^v2", "CyCE:E_FI,kσ^v2", "Random"]
     with pytest.raises(ValueError, match="unknown explainer"):
         parse_method_list("Gradient,kσ^v2")
+
+
+def test_shards_of_other_settings_are_refused(tmp_path, explainers, images):
+    attribute.attribute_split(explainers.explain, images[:3], ["Random"], str(tmp_path), shard_size=3,
+                              fingerprint={"steps": 3})
+    # same settings: reused
+    stats = attribute.attribute_split(explainers.explain, images[:3], ["Random"], str(tmp_path),
+                                      shard_size=3, fingerprint={"steps": 3})
+    assert stats["maps_computed"] == 0
+    with pytest.raises(ValueError, match="steps differ"):
+        attribute.attribute_split(explainers.explain, images[:3], ["Random"], str(tmp_path), shard_size=3,
+                                  fingerprint={"steps": 50})
+    with pytest.raises(ValueError, match="n_images"):
+        attribute.attribute_split(explainers.explain, images, ["Random"], str(tmp_path), shard_size=3,
+                                  fingerprint={"steps": 3})
