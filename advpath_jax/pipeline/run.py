@@ -127,20 +127,18 @@ def perturbation_fn(config, workdir: str, explainers: Explainers):
 # ---------------------------------------------------------------------------- metrics
 
 
-def predictions(f, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    scores = [np.asarray(f(jax.numpy.asarray(images[i:i + batch]))) for i in range(0, len(images), batch)]
-    return np.concatenate(scores)
-
-
-def evaluate_maps(config, maps_dir: str, test: dict, f, methods: Sequence[str]) -> dict:
+def evaluate_maps(config, maps_dir: str, test: dict, explainers: Explainers,
+                  methods: Sequence[str]) -> dict:
     """Table 1 (IoU/FNR on positives), AOPC and R (balanced subset) for every method."""
     from advpath_jax import metrics as M
+    from advpath_jax.training.classifier import classifier_scores
 
     ev = config.eval
     shard_size = int(ev.shard_size)
     images, labels, masks = test["image"], np.asarray(test["label"]), np.asarray(test["mask"])
     n = len(images)
-    scores = predictions(f, images)
+    f = explainers.f
+    scores = classifier_scores(explainers.classifier, images)
     pred = (scores >= 0.5).astype(np.int32)
     positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
     subset = M.balanced_subset(pred, int(ev.subset_size), seed=int(config.seed), on_shortage="shrink")
@@ -224,7 +222,7 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None) -> dict:
             return {}
         attribute.wait_for_shards(maps_dir, [*methods, PERTURBATION], len(test["image"]), shard_size,
                                   timeout_s=float(config.eval.get("wait_timeout_s", 3600)))
-    results = evaluate_maps(config, maps_dir, test, explainers.f, methods)
+    results = evaluate_maps(config, maps_dir, test, explainers, methods)
     meta_eval = results.pop("meta_eval")
     results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name,
                    meta={"models": _jsonable(model_metrics), "evaluation": meta_eval,

@@ -87,7 +87,7 @@ def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce
                               seed=int(config.seed), desc="sweep",
                               extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
                               fingerprint=maps_fingerprint(config))
-    results = evaluate_maps(config, maps_dir, test, explainers.f, names)
+    results = evaluate_maps(config, maps_dir, test, explainers, names)
     meta = results.pop("meta_eval")
     results.update(title=f"advpath-jax weight sweep: {config.name}, {GENERATOR_LABELS[kind]} path",
                    dataset=config.data.name, meta={"evaluation": meta, "weights": weights,
