@@ -8,6 +8,7 @@ Sized for accelerators. The data set is read from a local copy:
 import ml_collections
 
 from advpath_jax.pipeline.eval_config import eval_section
+from advpath_jax.training.generators import DEFAULT_WEIGHTS
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -30,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.classifier.epochs = 30
     c.classifier.batch_size = 64
     c.classifier.lr = 1e-4
+    c.classifier.lr_schedule = "plateau"
     c.classifier.augment = True
     c.classifier.eval_batch_size = 256
     c.classifier.progress = True
@@ -40,14 +42,20 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.unet_depth = 4
     c.generators.dropout = 0.2
     c.generators.residual = False
+    c.generators.sagen_class_input = False  # True: [x, c] input (what the synthetic configs use)
     c.generators.head_channels = (32, 16)
     c.generators.d_base_channels = 32
     c.generators.d_layers = 5
     c.generators.epochs = 40
     c.generators.batch_size = 16  # per predicted class
     c.generators.lr = 1e-4
+    c.generators.lr_schedule = "plateau"  # ReduceLROnPlateau-like: x0.3, patience 4, floor 1e-5
     c.generators.gp_weight = 1.0
     c.generators.augment = True
+    # Loss weights (DESIGN §3); SAGen's loss is inferred and uses the CyCE-like weights.
+    c.generators.cyce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["cyce"])
+    c.generators.syce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["syce"])
+    c.generators.sagen_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["sagen"])
     c.generators.eval_batch_size = 128
     c.generators.progress = True
 

@@ -13,6 +13,18 @@ def test_every_config_loads_with_the_sections_the_pipeline_needs(name):
     assert c.eval.steps >= 1 and len(c.eval.percentiles) >= 2
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_carries_the_papers_cyce_syce_loss_weights(name):
+    from advpath_jax.training.generators import loss_weights
+    c = load_config(name)
+    # DESIGN §3, written out here independently of the package's defaults
+    assert loss_weights(c, "cyce") == {"adv": 0.2, "gan": 0.25, "rec": 10.0, "cls": 0.005}
+    assert loss_weights(c, "syce") == {"adv": 0.2, "gan": 0.25, "rec_self": 10.0, "cls_self": 0.01,
+                                       "rec": 2.0, "cls": 0.005}
+    changed = load_config(name, ["generators.syce_weights.cls_self=0.5"])  # overridable
+    assert loss_weights(changed, "syce")["cls_self"] == 0.5
+
+
 def test_overrides_types_and_errors(tmp_path):
     c = load_config("synth_brain", ["eval.steps=7", "data.image_size=96", "eval.methods=('Gradient', 'Random')",
                                     "eval.rule=trapezoid"])

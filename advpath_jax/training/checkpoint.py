@@ -188,9 +188,12 @@ class CheckpointStore:
 
 
 def _as_abstract(x: Any) -> Any:
-    if isinstance(x, jax.ShapeDtypeStruct):
-        return x
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+    """The restore target of one array: its shape, dtype and sharding (the first local
+    device when it has none, e.g. a model built with ``nnx.eval_shape``)."""
+    sharding = getattr(x, "sharding", None)
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
 def load_models(workdir: str, build: Callable[[], Mapping[str, nnx.Module]],
@@ -221,11 +224,10 @@ def load_models(workdir: str, build: Callable[[], Mapping[str, nnx.Module]],
         item_path = os.path.join(store.directory(which), str(meta["step"]), "state")
         # Restore only the models' subtree (optimizer state is not needed for inference).
         abstract = jax.tree.map(_as_abstract, {"models": states})
+        restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)  # shardings of the target
         try:
             restored = manager.restore(int(meta["step"]), args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(item=abstract, partial_restore=True)))["state"]
-        except TypeError:  # older Orbax without partial_restore
-            raise
+                state=ocp.args.PyTreeRestore(item=abstract, partial_restore=True, restore_args=restore_args)))["state"]
         except Exception as exc:
             raise ValueError(f"cannot restore models from {item_path}: {exc}") from exc
         out = {}

@@ -21,7 +21,10 @@ updated first, then the critics on the generators' detached outputs of that step
 SAGen: one U-Net trunk with two heads giving ``(x_s, x_a)``. Its training loss is not
 public; the one used here is *inferred*:
 ``w_cls cls(c, f(x_s)) + w_adv adv_cls(c, f(x_a)) + w_rec_s rec(x, x_s) + w_rec_a rec(x, x_a)``
-with random geometric augmentation of the inputs as regulariser.
+with random geometric augmentation of the inputs as regulariser. With
+``generators.sagen_class_input`` the U-Net also receives the predicted class as a
+constant second input channel (``[x, c]``), so one network knows which way to push
+(CyCE/SyCE get this from having one generator per class).
 
 Inference (``pair``): ``x_a = G_c(x)``; SyCE: ``x_s = G_c(x_a)``; CyCE: start point ``x``
 itself; SAGen: both heads. Validation: the generator objective without the GAN term
@@ -95,10 +98,16 @@ def residual_for(config: Any, kind: str) -> bool:
     return kind in kinds
 
 
+def sagen_class_input(config: Any) -> bool:
+    """Whether SAGen's U-Net takes the predicted class as a second input channel."""
+    return bool(config.generators.get("sagen_class_input", False))
+
+
 def unet_spec(config: Any, kind: str | None = None) -> UNetSpec:
     g = config.generators
     residual = residual_for(config, kind) if kind is not None else bool(g.get("residual", False))
-    return UNetSpec(base_channels=int(g.unet_base_channels), depth=int(g.unet_depth), in_channels=1,
+    in_channels = 2 if kind == "sagen" and sagen_class_input(config) else 1
+    return UNetSpec(base_channels=int(g.unet_base_channels), depth=int(g.unet_depth), in_channels=in_channels,
                     out_channels=1, dropout=float(g.dropout), residual=residual,
                     head_channels=tuple(int(c) for c in g.get("head_channels", (32, 16))))
 
@@ -114,6 +123,8 @@ def generator_fingerprint(config: Any, kind: str) -> dict[str, Any]:
     fields = UNET_FIELDS + (D_FIELDS if kind in GAN_KINDS else ())
     fp = fingerprint_of(config.generators, fields)
     fp.update(kind=kind, image_size=int(config.data.image_size), residual=residual_for(config, kind))
+    if kind == "sagen":
+        fp["class_input"] = sagen_class_input(config)
     return fp
 
 
@@ -159,8 +170,17 @@ def _cyce_loss(models, f, x0, x1, w, kind: str):
     return total, terms, a0, a1
 
 
+def sagen_heads(G: nnx.Module, x: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """SAGen's ``(x_s, x_a)`` for images ``x`` ``[B, H, W, 1]`` of predicted classes ``c`` ``[B]``;
+    a U-Net with two input channels gets ``[x, c]`` (c as a constant image)."""
+    if G.spec.in_channels == 2:
+        c_map = jnp.broadcast_to(jnp.asarray(c, x.dtype)[:, None, None, None], x.shape)
+        return G(jnp.concatenate([x, c_map], axis=-1))
+    return G(x)
+
+
 def _sagen_loss(G, f, x, c, w):
-    x_s, x_a = G(x)
+    x_s, x_a = sagen_heads(G, x, c)
     l_s, l_a = jnp.split(f(jnp.concatenate([x_s, x_a], axis=0)), 2)
     terms = {"cls": losses.cls(c, l_s), "adv": losses.adv_cls(c, l_a),
              "rec_s": losses.rec(x, x_s), "rec_a": losses.rec(x, x_a)}
@@ -306,7 +326,7 @@ def _pair_outputs(kind: str, gens: dict[str, nnx.Module], f, x: jax.Array, c: ja
     """(x_start, x_adv, extra) for predicted classes ``c`` ``[B]`` (0/1)."""
     sel = (c == 1)[:, None, None, None]
     if kind == "sagen":
-        x_s, x_a = gens["G"](x)
+        x_s, x_a = sagen_heads(gens["G"], x, c)
         return x_s, x_a, {}
     a0, a1 = gens["G0"](x), gens["G1"](x)
     x_a = jnp.where(sel, a1, a0)
@@ -330,21 +350,21 @@ def _merge_eval(graphdefs: dict[str, Any], states: dict[str, Any]) -> dict[str, 
 
 @functools.lru_cache(maxsize=16)
 def _eval_fn(kind: str, gen_graphdef: Any, f_graphdef: Any):
-    """Jitted ``(g_same, g_other, f_state, x) -> per-image dict`` for images of one predicted class.
+    """Jitted ``(g_same, g_other, f_state, x, cls) -> per-image dict`` for images of one predicted class.
 
-    ``g_same`` is the state of the generator of that class (SAGen: its only one),
+    ``cls`` (int32 scalar) is that class; ``g_same`` the state of its generator (SAGen: its only one),
     ``g_other`` the other generator's (CyCE/SyCE; ignored for SAGen). Graphdefs are in
     eval mode. G0 and G1 share one architecture, so one compiled program serves both
     classes, and each image goes only through the generators it needs.
     """
 
     @jax.jit
-    def run(g_same, g_other, f_state, x):
+    def run(g_same, g_other, f_state, x, cls):
         G = nnx.merge(gen_graphdef, g_same, copy=True)
         f = nnx.merge(f_graphdef, f_state, copy=True)
         extra = None
         if kind == "sagen":
-            x_s, x_a = G(x)
+            x_s, x_a = sagen_heads(G, x, jnp.full((x.shape[0],), cls))
         else:
             x_a = G(x)
             x_s = G(x_a) if kind == "syce" else x
@@ -379,8 +399,9 @@ def _measure(eval_fn, gen_states, f_state, images, pred, mesh, batch_size) -> di
             same = other = gen_states["G"]
         else:
             same, other = gen_states[f"G{cls}"], gen_states[f"G{1 - cls}"]
-        fn = lambda st, x: eval_fn(st[0], st[1], st[2], x)
-        parts[cls] = (idx, predict_in_batches(fn, (same, other, f_state), images[idx], batch_size, mesh))
+        fn = lambda st, x: eval_fn(st[0], st[1], st[2], x, st[3])
+        parts[cls] = (idx, predict_in_batches(fn, (same, other, f_state, jnp.int32(cls)), images[idx],
+                                              batch_size, mesh))
     keys = next(iter(parts.values()))[1].keys()
     out = {k: np.zeros(len(c), np.float64) for k in keys}
     for idx, o in parts.values():

@@ -20,6 +20,8 @@ A model kind (classifier, CyCE, SyCE, SAGen, MGen, translator) describes itself 
   floor 1e-5 by default): the trainer keeps a scale ``lr_scale`` (1.0 at the start)
   and hands it to the step, which multiplies its optimizer updates by it (see
   :func:`apply_gradients`; for Adam this is exactly a learning-rate change);
+  ``lr_schedule = "cosine"`` also multiplies it by a cosine decay over all the steps
+  of the run (:func:`schedule_factor`);
 * determinism: the batch order of epoch ``e`` and the key of step ``i`` derive only
   from ``(seed, e, i)``.
 
@@ -97,6 +99,7 @@ class FitOptions:
     lr_factor: float = 0.3
     lr_patience: int = 4
     min_lr: float = 1e-5
+    lr_schedule: str = "plateau"  # "plateau" | "cosine" (cosine decay times the plateau scale)
     checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
     progress: bool = True
     max_steps: int | None = None  # stop after this many global steps (tests / debugging)
@@ -108,7 +111,7 @@ class FitOptions:
         kwargs = dict(
             epochs=int(get("epochs")), seed=int(seed), base_lr=float(get("lr", 1e-4)),
             lr_factor=float(get("lr_factor", 0.3)), lr_patience=int(get("lr_patience", 4)),
-            min_lr=float(get("min_lr", 1e-5)),
+            min_lr=float(get("min_lr", 1e-5)), lr_schedule=str(get("lr_schedule", "plateau")),
             checkpoint_every_steps=int(get("checkpoint_every_steps", 0) or 0),
             progress=bool(get("progress", True)))
         kwargs.update(overrides)
@@ -217,6 +220,23 @@ def plateau_update(scale: float, best: float | None, bad_epochs: int, value: flo
     return scale, best, bad_epochs
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def schedule_factor(schedule: str, step: int, total_steps: int, min_factor: float = 0.0) -> float:
+    """Learning-rate factor of global ``step`` (0-based) in a run of ``total_steps`` steps.
+
+    ``"plateau"``: 1 (only the plateau decay acts). ``"cosine"``:
+    ``max(min_factor, (1 + cos(pi * step / total_steps)) / 2)``, from 1 down to about 0.
+    """
+    if schedule == "plateau":
+        return 1.0
+    if schedule == "cosine":
+        t = min(max(step, 0), total_steps) / max(total_steps, 1)
+        return max(min_factor, 0.5 * (1.0 + math.cos(math.pi * t)))
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+
+
 def step_key(seed: int, epoch: int, index: int) -> jax.Array:
     """The PRNG key of step ``index`` of ``epoch`` (independent of resumes and devices)."""
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), index)
@@ -291,6 +311,8 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
                       in_shardings=(replicated, batch_sharding, replicated, replicated),
                       out_shardings=(replicated, replicated))
     min_scale = options.min_lr / options.base_lr if options.base_lr > 0 else 0.0
+    schedule_factor(options.lr_schedule, 0, 1)  # rejects an unknown schedule before any work
+    total_steps = options.epochs * task.steps_per_epoch
     n_dev = mesh.devices.size
 
     def save(kind: str, current_state: Any) -> None:
@@ -308,7 +330,6 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
             t0 = time.time()
             bar = tqdm(total=task.steps_per_epoch, initial=skip, disable=not options.progress,
                        desc=f"{task.name} {epoch + 1}/{options.epochs}", leave=False, dynamic_ncols=True)
-            lr_scale = jnp.float32(meta["lr_scale"])
             for index, batch in enumerate(task.train_batches(epoch)):
                 if index >= task.steps_per_epoch:
                     break
@@ -318,6 +339,8 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
                 if lead % n_dev:
                     raise ValueError(f"{task.name}: global batch {lead} is not a multiple of the {n_dev} devices")
                 batch = jax.device_put(dict(batch), batch_sharding)
+                lr_scale = jnp.float32(meta["lr_scale"] * schedule_factor(
+                    options.lr_schedule, meta["global_step"], total_steps, min_scale))
                 state, metrics = step_fn(state, batch, step_key(options.seed, epoch, index), lr_scale)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 if not math.isfinite(metrics["loss"]):
@@ -353,7 +376,9 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
             better = meta["best_value"] is None or (
                 value > meta["best_value"] if task.mode == "max" else value < meta["best_value"])
             row = {"epoch": epoch + 1, "step": meta["global_step"],
-                   "lr": options.base_lr * meta["lr_scale"], "time_s": round(time.time() - t0, 3),
+                   "lr": options.base_lr * meta["lr_scale"] * schedule_factor(
+                       options.lr_schedule, meta["global_step"] - 1, total_steps, min_scale),
+                   "time_s": round(time.time() - t0, 3),
                    **_mean_metrics(sums, n_steps), **val, "best": bool(better)}
             meta["lr_scale"], meta["plateau_best"], meta["bad_epochs"] = plateau_update(
                 meta["lr_scale"], meta["plateau_best"], meta["bad_epochs"], value, mode=task.mode,

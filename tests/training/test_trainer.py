@@ -15,7 +15,7 @@ from _toy import toy_task  # noqa: E402
 
 from advpath_jax.training.checkpoint import CheckpointStore, check_fingerprint  # noqa: E402
 from advpath_jax.training.trainer import (FitOptions, NonFiniteLossError, fit,  # noqa: E402
-                                          plateau_update)
+                                          plateau_update, schedule_factor)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -109,6 +109,34 @@ def test_plateau_decay_matches_reduce_lr_on_plateau():
         scales.append(round(scale, 6))
     # 4 bad epochs after 0.9 -> x0.3; 4 more -> floor 0.1 (not 0.09); improvement at 0.5; 4 bad -> floor.
     assert scales == [1, 1, 1, 1, 1, 0.3, 0.3, 0.3, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+
+
+def test_cosine_schedule_factor_closed_form():
+    assert schedule_factor("plateau", 7, 10) == 1.0
+    assert schedule_factor("cosine", 0, 10) == 1.0
+    assert schedule_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert schedule_factor("cosine", 10, 10) == pytest.approx(0.0, abs=1e-12)
+    assert schedule_factor("cosine", 10, 10, min_factor=0.01) == 0.01
+    assert schedule_factor("cosine", 2, 8) == pytest.approx((1 + np.cos(np.pi / 4)) / 2)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        schedule_factor("linear", 0, 10)
+
+
+def test_cosine_schedule_reaches_the_step_and_resumes(tmp_path):
+    opts = FitOptions(epochs=2, base_lr=0.05, progress=False, lr_schedule="cosine")
+    full = fit(toy_task(), str(tmp_path / "full"), opts)
+    plain = fit(toy_task(), str(tmp_path / "plain"), FitOptions(epochs=2, base_lr=0.05, progress=False))
+    rows = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")]
+    # logged rate: that of the last step of each epoch (8 steps per epoch, 16 in all)
+    assert rows[0]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 7 / 16)) / 2)
+    assert rows[1]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 15 / 16)) / 2)
+    assert any(not np.allclose(a, b) for a, b in zip(_leaves(full.state), _leaves(plain.state)))
+    first = fit(toy_task(), str(tmp_path / "resumed"), FitOptions(**{**opts.__dict__, "max_steps": 11}))
+    assert first.stopped_early
+    resumed = fit(toy_task(), str(tmp_path / "resumed"), opts)
+    _assert_same(resumed.state, full.state)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(toy_task(), str(tmp_path / "bad"), FitOptions(epochs=1, progress=False, lr_schedule="step"))
 
 
 def test_sharded_step_on_8_devices_equals_1_device():
