@@ -104,6 +104,10 @@ class FitOptions:
     progress: bool = True
     max_steps: int | None = None  # stop after this many global steps (tests / debugging)
 
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
     @classmethod
     def from_config(cls, section: Any, seed: int, **overrides: Any) -> "FitOptions":
         """Read ``epochs``, ``lr`` and the optional loop fields of a config section."""
@@ -311,7 +315,6 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
                       in_shardings=(replicated, batch_sharding, replicated, replicated),
                       out_shardings=(replicated, replicated))
     min_scale = options.min_lr / options.base_lr if options.base_lr > 0 else 0.0
-    schedule_factor(options.lr_schedule, 0, 1)  # rejects an unknown schedule before any work
     total_steps = options.epochs * task.steps_per_epoch
     n_dev = mesh.devices.size
 
