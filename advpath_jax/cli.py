@@ -8,6 +8,11 @@ Each sub-command lives in its own module, imported only when it is used, so that
 
 Commands with sub-commands of their own (``bench``, ``data``, ``train``) do the second
 level of parsing inside their module.
+
+Errors: an expected problem (:data:`advpath_jax.errors.EXPECTED_ERRORS`: a missing or
+damaged file, a bad ``--set`` value, a refused work directory, ...) is printed as one line
+``error: <message>`` on stderr with exit status 2; anything else is a bug, reported in one
+line with exit status 1 (``--debug`` anywhere on the command line shows the traceback).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("advpath_jax.pipeline.explain_cli", "heat-map overlay for one PNG/NPY/DICOM/NIfTI image"),
     "bench": ("advpath_jax.bench.cli", "benchmarks: 'attribution' (JAX engine) and 'torch' (JAX vs PyTorch/Captum)"),
     "sweep": ("advpath_jax.pipeline.sweep_cli", "score several weight functions F on the paper's metrics"),
+    "import-classifier": ("advpath_jax.pipeline.import_classifier",
+                          "make a classifier trained elsewhere (torchvision/twin state_dict) the run's classifier"),
+    "view": ("advpath_jax.view.cli", "map explorer of a finished run in the browser (static HTML; --serve)"),
 }
 
 
@@ -40,6 +48,35 @@ def _top_level_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:
+        print("advpath: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as done:  # argparse's usage errors (exit 2) and --help (exit 0)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as err:  # the one handler of the command line
+        return _report_error(err, argv, debug)
+
+
+def _report_error(err: Exception, argv: list[str], debug: bool) -> int:
+    """Print ``err`` in the project's style; the exit status (2 expected, 1 a bug)."""
+    from advpath_jax.errors import EXPECTED_ERRORS, one_line
+
+    if debug:
+        raise err
+    if isinstance(err, EXPECTED_ERRORS):
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    command = f"advpath {argv[0]}" if argv else "advpath"
+    print(f"{command}: internal error (a bug, please report it): {type(err).__name__}: {one_line(err)}; "
+          "rerun with --debug to see the traceback", file=sys.stderr)
+    return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         _top_level_parser().print_help()
         return 0

@@ -1,5 +1,7 @@
 """The project's one way of writing files: to a temporary name in the same folder, then
-``os.replace`` — a reader never sees a half-written file, and a failure leaves none."""
+``os.replace`` — a reader never sees a half-written file, and a failure leaves none.
+The file gets the mode ``open()`` would give it (0666 minus the process's umask), not
+the private 0600 of the temporary file."""
 
 from __future__ import annotations
 
@@ -12,6 +14,20 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where possible, so no thread sees it changed)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (creating the folder)."""
     path = os.fspath(path)
@@ -21,6 +37,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

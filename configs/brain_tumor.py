@@ -22,12 +22,16 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.image_size = 224
     c.data.manual_dir = ml_collections.config_dict.placeholder(str)
 
-    # --- classifier (DESIGN §6: ResNet-50, dropout 0.3, Dense 128, weighted BCE, Adam 1e-4) ---
+    # --- classifier (the paper, docs/training.md: ResNet-50, dropout 0.3, Dense 128, weighted BCE, Adam 1e-4) ---
     c.classifier = ml_collections.ConfigDict()
     c.classifier.depth = 50
     c.classifier.width = 1.0
     c.classifier.dropout = 0.3
     c.classifier.head_units = 128
+    # "random", or "torchvision:PATH": start from a torchvision ResNet-50 state_dict the user has
+    # locally (the paper's ImageNet backbone, e.g. resnet50-11ad3fa6.pth); the head stays fresh
+    # and the stem's RGB filters are summed for the grey images (docs/pretrained.md).
+    c.classifier.init = "random"
     c.classifier.epochs = 30
     c.classifier.batch_size = 64
     c.classifier.lr = 1e-4
@@ -36,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.classifier.eval_batch_size = 256
     c.classifier.progress = True
 
-    # --- generators (DESIGN §3: Adam 1e-4 for G and D, GP weight 1) ---
+    # --- generators (the authors' code, docs/training.md: Adam 1e-4 for G and D, GP weight 1) ---
     c.generators = ml_collections.ConfigDict()
     c.generators.unet_base_channels = 32
     c.generators.unet_depth = 4
@@ -52,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.lr_schedule = "plateau"  # ReduceLROnPlateau-like: x0.3, patience 4, floor 1e-5
     c.generators.gp_weight = 1.0
     c.generators.augment = True
-    # Loss weights (DESIGN §3); SAGen's loss is inferred and uses the CyCE-like weights.
+    # Loss weights (the authors' code, docs/training.md); SAGen's loss is inferred and uses the CyCE-like weights.
     c.generators.cyce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["cyce"])
     c.generators.syce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["syce"])
     c.generators.sagen_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["sagen"])
@@ -93,7 +97,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.translator.gp_weight = 10.0
     c.translator.cls_weight = 1.0
     c.translator.rec_weight = 10.0
-    c.translator.id_weight = 0.1   # DESIGN §3: 0.1 for brain data
+    c.translator.id_weight = 0.1   # the translator paper: 0.1 for brain data (docs/baselines.md)
     c.translator.progress = True
 
     c.mpert = ml_collections.ConfigDict()
@@ -106,9 +110,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.mpert.lambda2 = 0.2
     c.mpert.beta = 3.0
     c.mpert.noise_std = 0.0
+    c.mpert.objective = "log_complement"  # -log(1 - p_c) of the predicted class (docs/baselines.md); "probability": F&V's p_c
+    c.mpert.lambda_grid = ((0.025, 0.1), (0.05, 0.2), (0.1, 0.4))  # (lambda1, lambda2) tried on validation images
+    c.mpert.select_images = 32           # validation images (balanced by predicted class) for the choice; None grid: no choice
+    c.mpert.select_min_flip = 0.8        # largest lambda1 whose deletion still flips this share of them
     c.mpert.batch_size = 64
 
     # --- evaluation ---
     c.eval = eval_section(percentiles=(98, 99), subset_size=1000, aopc_steps=100, shard_size=256,
-                          relevance_steps=50, random_repeats=5, figure_examples=6)
+                          relevance_steps=56, random_repeats=5, figure_examples=6)
     return c

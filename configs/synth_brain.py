@@ -43,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.classifier.width = 0.25
     c.classifier.dropout = 0.3
     c.classifier.head_units = 128
+    c.classifier.init = "random"  # or "torchvision:PATH" (a torchvision ResNet state_dict; docs/pretrained.md)
     c.classifier.epochs = 10
     c.classifier.batch_size = 32
     c.classifier.lr = 1e-3  # the paper's 1e-4 needs many more epochs than a CPU budget allows
@@ -71,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.augment = False
     c.generators.eval_batch_size = 64
     c.generators.progress = True
-    # Loss weights (DESIGN §3). CyCE / SyCE: the paper's. SAGen's loss is inferred; its
+    # Loss weights (the authors' code, docs/training.md). CyCE / SyCE: the paper's. SAGen's loss is inferred; its
     # weights are tuned here (docs/training.md).
     c.generators.cyce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["cyce"])
     c.generators.syce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["syce"])
@@ -127,6 +128,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.mpert.lambda2 = 0.2                # weight of TV_beta(m) (mean over pixels)
     c.mpert.beta = 3.0
     c.mpert.noise_std = 0.0              # Gaussian noise on the perturbed image at each step
+    c.mpert.objective = "log_complement"  # -log(1 - p_c) of the predicted class (docs/baselines.md); "probability": F&V's p_c
+    c.mpert.lambda_grid = ((0.025, 0.1), (0.05, 0.2), (0.1, 0.4))  # (lambda1, lambda2) tried on validation images
+    c.mpert.select_images = 32           # validation images (balanced by predicted class) for the choice; None grid: no choice
+    c.mpert.select_min_flip = 0.8        # largest lambda1 whose deletion still flips this share of them
     c.mpert.batch_size = 64              # images optimised together
 
     # --- evaluation (advpath_jax.metrics / pipeline) ---

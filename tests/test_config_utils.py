@@ -17,7 +17,7 @@ def test_every_config_loads_with_the_sections_the_pipeline_needs(name):
 def test_every_config_carries_the_papers_cyce_syce_loss_weights(name):
     from advpath_jax.training.generators import loss_weights
     c = load_config(name)
-    # DESIGN §3, written out here independently of the package's defaults
+    # the authors' CyCE/SyCE loss weights (docs/training.md), written out here independently of the package's defaults
     assert loss_weights(c, "cyce") == {"adv": 0.2, "gan": 0.25, "rec": 10.0, "cls": 0.005}
     assert loss_weights(c, "syce") == {"adv": 0.2, "gan": 0.25, "rec_self": 10.0, "cls_self": 0.01,
                                        "rec": 2.0, "cls": 0.005}

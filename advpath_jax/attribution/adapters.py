@@ -16,6 +16,8 @@ import jax
 from flax import nnx
 from jax.tree_util import Partial
 
+from advpath_jax.models.probability import stable_sigmoid
+
 OUTPUTS = ("prob", "logit")
 
 
@@ -33,7 +35,7 @@ def _check_output(output: str) -> None:
 
 
 def _to_output(logit: jax.Array, output: str) -> jax.Array:
-    return jax.nn.sigmoid(logit) if output == "prob" else logit
+    return stable_sigmoid(logit) if output == "prob" else logit
 
 
 @functools.lru_cache(maxsize=64)
@@ -44,44 +46,68 @@ def _score_program(graphdef: nnx.GraphDef, output: str) -> Callable:
 
 
 @functools.lru_cache(maxsize=64)
-def _features_program(graphdef: nnx.GraphDef) -> Callable:
+def _features_program(graphdef: nnx.GraphDef, stage: int | None = None) -> Callable:
     def features(state, x):
-        return nnx.merge(graphdef, state).features(x)
+        return nnx.merge(graphdef, state).features(x, stage)
     return features
 
 
 @functools.lru_cache(maxsize=64)
-def _head_program(graphdef: nnx.GraphDef, output: str) -> Callable:
+def _head_program(graphdef: nnx.GraphDef, output: str, stage: int | None = None) -> Callable:
     def head(state, a):
-        return _to_output(nnx.merge(graphdef, state).head(a), output)
+        return _to_output(nnx.merge(graphdef, state).head(a, stage), output)
     return head
 
 
 def score_fn(model: nnx.Module, output: str = "prob") -> Partial:
-    """``f(x [B,H,W,C]) -> [B]``: sigmoid probability of class 1 (default) or the logit."""
+    """``f(x [B,H,W,C]) -> [B]``: sigmoid probability of class 1 (default) or the logit.
+
+    The probability is :func:`advpath_jax.models.probability.stable_sigmoid` of the logit:
+    the values of ``jax.nn.sigmoid``, a gradient that does not underflow for confident images.
+    """
     _check_output(output)
     graphdef, state = eval_split(model)
     return Partial(_score_program(graphdef, output), state)
 
 
-def features_and_head(model: nnx.Module, output: str = "prob") -> tuple[Partial, Partial]:
-    """``(features: x -> A [B,h,w,K], head: A -> [B])`` of a ResNet in eval mode."""
+def features_and_head(model: nnx.Module, output: str = "prob",
+                      stage: int | None = None) -> tuple[Partial, Partial]:
+    """``(features: x -> A [B,h,w,K], head: A -> [B])`` of a ResNet in eval mode, split after
+    ``stage`` (1-4; None: the last stage)."""
     _check_output(output)
     graphdef, state = eval_split(model)
-    return (Partial(_features_program(graphdef), state),
-            Partial(_head_program(graphdef, output), state))
+    return (Partial(_features_program(graphdef, stage), state),
+            Partial(_head_program(graphdef, output, stage), state))
 
 
-@functools.lru_cache(maxsize=64)
-def _jitted_features(graphdef: nnx.GraphDef):
-    return jax.jit(_features_program(graphdef))
+#: GradCAM's default: the deepest stage whose feature map is at least this many pixels a side
+#: (the paper's 7×7 last stage at 224 px; at 64 px stage 2, 8×8).
+GRADCAM_MIN_SIDE = 7
 
 
-def resnet_gradcam(model: nnx.Module, x: jax.Array, output: str = "prob", **kwargs) -> jax.Array:
-    """GradCAM of a ResNet (last stage) for images ``[B,H,W,C]`` -> ``[B,H,W]``."""
+def default_gradcam_stage(image_hw: tuple[int, int], min_side: int = GRADCAM_MIN_SIDE) -> int:
+    """The deepest ResNet stage (1-4) whose map is at least ``min_side`` a side (stage 1 if none)."""
+    from advpath_jax.models.resnet import stage_hw
+
+    sizes = stage_hw(image_hw)
+    fitting = [k for k, hw in enumerate(sizes, start=1) if min(hw) >= min_side]
+    return max(fitting) if fitting else 1
+
+
+def resnet_gradcam(model: nnx.Module, x: jax.Array, stage: int | None = None, **kwargs) -> jax.Array:
+    """GradCAM of a ResNet for images ``[B,H,W,C]`` -> ``[B,H,W]``.
+
+    The map is taken at the feature map after ``stage`` (default
+    :func:`default_gradcam_stage`) for the predicted class's pre-sigmoid score
+    ``(2c − 1)·z`` (Selvaraju et al. use the class score before the softmax), with
+    ``c = 1[σ(z) >= 0.5]`` from :func:`advpath_jax.models.probability.predicted_class`.
+    """
     from advpath_jax.attribution.methods import check_image_batch, gradcam
+    from advpath_jax.models.probability import predicted_class, signed_class
 
     check_image_batch(x, "x")
-    features, head = features_and_head(model, output)
+    stage = default_gradcam_stage(x.shape[1:3]) if stage is None else stage
+    features, head = features_and_head(model, "logit", stage)
     feats = features(x)
-    return gradcam(head, feats, x.shape[1:3], **kwargs)
+    sign = signed_class(predicted_class(stable_sigmoid(head(feats))))
+    return gradcam(head, feats, x.shape[1:3], class_sign=sign, **kwargs)

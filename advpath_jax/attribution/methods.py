@@ -7,12 +7,14 @@ Maps are returned as ``[B, H, W]`` (sum over channels of the per-channel map) or
   ``E_w = | Σ_m w_m F(∇f(γ_m), Δ) · Δ |`` on the linear path from ``x_start`` to ``x_end``.
 * :func:`integrated_gradients`: ``(x − z) ⊙ Σ_m w_m ∇f(z + α_m (x − z))`` (signed).
 * :func:`gradient_saliency`: ``|∇f(x)|``.
-* :func:`gradcam`: ``ReLU(Σ_k α_k A_k)`` upsampled bilinearly, α_k = spatial mean of ∂f/∂A_k.
+* :func:`gradcam`: ``ReLU(s · Σ_k α_k A_k)`` upsampled bilinearly, α_k = spatial mean of ∂f/∂A_k,
+  s = ±1 per image (the predicted class's sign for a logit head).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Union
 
 import jax
@@ -254,28 +256,40 @@ def gradient_saliency(f: Callable, x: jax.Array, *, reduce_channels: bool = True
 
 @dataclasses.dataclass(frozen=True)
 class GradCamFinish:
-    """From ``∂f/∂A`` (the integral) and A (the path point) to the upsampled map."""
-
-    out_hw: tuple[int, int]
+    """From ``∂f/∂A`` (the integral) and A (the path point) to ``Σ_k α_k A_k`` ``[B,h,w]``
+    (before the ReLU and the upsampling)."""
 
     def __call__(self, grad_a, path):
         feats = path(0.0)[0]
         alpha = jnp.mean(grad_a, axis=(1, 2), keepdims=True)            # [B,1,1,K]
-        cam = jax.nn.relu(jnp.sum(alpha * feats, axis=-1))              # [B,h,w]
-        return jax.image.resize(cam, (cam.shape[0], *self.out_hw), method="bilinear")
+        return jnp.sum(alpha * feats, axis=-1)                          # [B,h,w]
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _rectify_and_upsample(cam: jax.Array, sign: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
+    """``ReLU(sign · cam)`` for ``cam [B,h,w]``, ``sign [B]``, upsampled bilinearly to ``out_hw``."""
+    cam = jax.nn.relu(sign[:, None, None] * cam)
+    return jax.image.resize(cam, (cam.shape[0], *out_hw), method="bilinear")
 
 
 def gradcam(head: Callable, features: jax.Array, image_hw: tuple[int, int], *,
-            mesh: Mesh | None = None) -> jax.Array:
+            class_sign: jax.Array | None = None, mesh: Mesh | None = None) -> jax.Array:
     """GradCAM from a feature map A ``[B,h,w,K]`` and a head ``A -> [B]`` scores.
 
-    The gradient ∂f/∂A is taken by the same core (a one-point path at A). For a ResNet use
+    ``map = upsample(ReLU(s · Σ_k α_k A_k))``, α_k the spatial mean of ∂head/∂A_k, with
+    ``s = class_sign`` ``[B]`` (default +1): the gradient of ``s · head`` is ``s`` times that
+    of ``head``, so ``s = 2c − 1`` with a logit head explains the predicted class c's score.
+    The gradient is taken by the same core (a one-point path at A). For a ResNet use
     :func:`advpath_jax.attribution.adapters.resnet_gradcam`. Returns ``[B, H, W]``.
     """
     check_image_batch(features, "features")
-    finish = GradCamFinish(out_hw=(int(image_hw[0]), int(image_hw[1])))
-    return _run(head, core.linear_path, [features, features], integrand=GradientIntegrand(),
-                alphas=np.zeros(1), weights=np.ones(1), chunk_size=1, finish=finish, mesh=mesh)
+    batch = features.shape[0]
+    sign = jnp.ones((batch,), jnp.float32) if class_sign is None else jnp.asarray(class_sign, jnp.float32)
+    if sign.shape != (batch,):
+        raise ValueError(f"class_sign must have shape ({batch},), got {tuple(sign.shape)}")
+    cam = _run(head, core.linear_path, [features, features], integrand=GradientIntegrand(),
+               alphas=np.zeros(1), weights=np.ones(1), chunk_size=1, finish=GradCamFinish(), mesh=mesh)
+    return _rectify_and_upsample(cam, sign, (int(image_hw[0]), int(image_hw[1])))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``advpath bench {attribution,torch} ...``: dispatch to the benchmark modules."""
+"""``advpath bench {attribution,torch,suite} ...``: dispatch to the benchmark modules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 BENCHMARKS = {
     "attribution": ("advpath_jax.bench.attribution", "JAX engine: images/s, compile time, peak memory"),
     "torch": ("advpath_jax.bench.torch_bench", "JAX vs PyTorch (hand-written loop, torch.func, Captum)"),
+    "suite": ("advpath_jax.bench.suite", "ResNet-50 224 px M=50 rows at fp32/TF32/bf16 vs PyTorch, FLOP utilisation"),
 }
 
 

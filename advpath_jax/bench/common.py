@@ -38,12 +38,75 @@ def time_call(fn: Callable[[], object], repeats: int) -> float:
     return times[len(times) // 2]
 
 
+#: the CPU flags that decide XLA's and oneDNN's fp32 kernels
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_bf16", "amx_tile")
+LOAD_WARNING = 0.5
+
+
+def cpu_description() -> dict:
+    """``{"cpu_model", "cpu_flags"}`` from ``/proc/cpuinfo`` (the flags of :data:`CPU_FLAGS` present)."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": model or platform.processor() or "unknown CPU",
+            "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+def load_average() -> float:
+    """The 1-minute load average (``os.getloadavg``; NaN where the OS has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return float("nan")
+
+
+def load_warning(load: float, cores: int | None = None) -> str | None:
+    """A warning when the machine is not idle (1-minute load above :data:`LOAD_WARNING`)."""
+    if load > LOAD_WARNING:
+        return (f"warning: load average {load:.2f} > {LOAD_WARNING} on {cores or os.cpu_count()} cores: "
+                f"other processes are running; speed ratios measured now are not valid "
+                f"(contention slows PyTorch's threads more than XLA's)")
+    return None
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The machine's measured fp32 rate: best of ``repeats`` jitted ``[size,size] @ [size,size]``."""
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    mm = jax.jit(lambda u, v: jnp.dot(u, v, precision="highest"))
+    jax.block_until_ready(mm(a, b))
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        jax.block_until_ready(mm(a, b))
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of a compiled XLA program from its cost analysis (NaN when unavailable)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
 def machine_description() -> dict:
     devices = jax.devices()
     return {
         "platform": devices[0].platform, "device_kind": devices[0].device_kind,
         "device_count": len(devices), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "jax": jax.__version__, "machine": platform.machine(),
+        **cpu_description(),
     }
 
 

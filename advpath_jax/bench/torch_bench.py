@@ -49,7 +49,8 @@ DEVICES = ("cpu", "gpu")
 CALIBRATION_IMAGES = 8
 MB = 1024.0 * 1024.0
 TABLE_COLUMNS = ("framework", "impl", "method", "batch", "steps", "images_per_s", "compile_s",
-                 "first_call_s", "peak_mem_mb", "ratio_vs_jax", "max_rel_diff", "images_per_cpu_s")
+                 "first_call_s", "peak_mem_mb", "ratio_vs_jax", "max_rel_diff", "images_per_cpu_s",
+                 "gflops", "pct_matmul", "pct_of_peak")
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -205,12 +206,22 @@ def prepare(args: argparse.Namespace, work: str) -> dict[str, Any]:
     np.savez(os.path.join(work, "inputs.npz"), x=x, x_adv=x_adv)
     one = jax.ShapeDtypeStruct((1, args.size, args.size, args.channels), np.float32)
     from flax import nnx
+
+    import advpath_jax as ap
     graphdef, state = nnx.split(model)
-    compiled = jax.jit(lambda s, xb: nnx.merge(graphdef, s)(xb)).lower(state, one).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    forward_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    return {"forward_gflop_per_image": forward_flops / 1e9}
+    forward = jax.jit(lambda s, xb: nnx.merge(graphdef, s)(xb)).lower(state, one).compile()
+    # one path point = one forward and one input gradient: XLA's count for the compiled
+    # gradient program (a lax.scan body is counted once by the cost analysis, so the whole
+    # engine program would under-count by the number of chunks)
+    f = ap.score_fn(model)
+    point = jax.jit(jax.grad(lambda fn, xb: jax.numpy.sum(fn(xb)), argnums=1)).lower(f, one).compile()
+    meta = {"forward_gflop_per_image": common.compiled_flops(forward) / 1e9,
+            "gflop_per_point_per_image": common.compiled_flops(point) / 1e9,
+            "flops_source": "XLA cost analysis of jit(grad(sum f)) at batch 1, times M"}
+    if args.device == "cpu":
+        meta["matmul_gflops"] = common.matmul_peak_gflops()
+        meta["matmul_measure"] = "best of 5 jitted 2048x2048 fp32 matmuls in XLA, this run"
+    return meta
 
 
 # ---------------------------------------------------------------------------- measurement
@@ -504,12 +515,22 @@ def _finish_rows(rows: list[dict], work: str, meta: dict[str, Any]) -> None:
         r["max_rel_diff"] = float(np.max(np.abs(this_map - ref_map)) / scale) if scale > 0 else None
         if r.get("images_per_s") and ref.get("images_per_s"):
             r["ratio_vs_jax"] = ref["images_per_s"] / r["images_per_s"]
-        gflop = 3.0 * meta["forward_gflop_per_image"] * r["steps"]
-        r["gflop_per_image"] = gflop
-        if r.get("images_per_s") and math.isfinite(gflop):
-            r["achieved_tflops"] = gflop * r["images_per_s"] / 1e3
-            if meta.get("peak_tflops"):
-                r["pct_of_peak"] = 100.0 * r["achieved_tflops"] / meta["peak_tflops"]
+        add_flop_rates(r, meta)
+
+
+def add_flop_rates(r: dict, meta: dict[str, Any]) -> None:
+    """``gflops`` (XLA's FLOP count of the work ÷ time), its share of the measured matmul
+    rate (``pct_matmul``, CPU) and of the chip's peak (``pct_of_peak``, with a known peak)."""
+    gflop = meta["gflop_per_point_per_image"] * r["steps"]
+    r["gflop_per_image"] = gflop
+    if not (r.get("images_per_s") and math.isfinite(gflop)):
+        return
+    r["gflops"] = gflop * r["images_per_s"]
+    r["achieved_tflops"] = r["gflops"] / 1e3
+    if meta.get("matmul_gflops"):
+        r["pct_matmul"] = 100.0 * r["gflops"] / meta["matmul_gflops"]
+    if meta.get("peak_tflops"):
+        r["pct_of_peak"] = 100.0 * r["achieved_tflops"] / meta["peak_tflops"]
 
 
 def machine_description() -> dict[str, Any]:
@@ -574,9 +595,16 @@ def main(args: argparse.Namespace) -> int:
         meta.update(machine=machine_description(), device=args.device, precision=args.precision,
                     isolation=args.isolation, peak_tflops=args.peak_tflops, threads=args.threads,
                     load_average_start=os.getloadavg(),
+                    load_warning=common.load_warning(common.load_average()),
                     memory_measure=("peak RSS (VmHWM) above the RSS after loading, fresh process per row"
                                     if args.device == "cpu" else
                                     "peak device memory above the memory in use after loading, fresh process per row"))
+        if meta["load_warning"]:
+            print(meta["load_warning"], file=sys.stderr)
+        if meta["peak_tflops"] is None and args.device == "gpu":
+            from advpath_jax.bench.peaks import known_peak
+
+            meta["peak_tflops"], meta["peak_source"] = known_peak(meta["machine"]["device_kind"], args.precision)
         rows = []
         plan = speed + memory
         for i, spec in enumerate(plan, 1):
@@ -595,11 +623,19 @@ def main(args: argparse.Namespace) -> int:
                 print(f"  failed: {row['error']}", file=sys.stderr)
         _finish_rows(rows, work, meta)
         meta["load_average_end"] = os.getloadavg()
+        meta["load_warning_end"] = common.load_warning(common.load_average())
+        if meta["load_warning_end"]:
+            print(meta["load_warning_end"], file=sys.stderr)
     speed_rows = [r for r in rows if r["kind"] == "speed"]
     memory_rows = [r for r in rows if r["kind"] == "memory"]
     header = (f"{args.model} width {args.width}, {args.size}x{args.size}x{args.channels}, M={args.steps}, "
               f"{args.device} {args.precision}, chunk={'engine default' if args.chunk is None else args.chunk}; "
-              f"{meta['machine']['cpu']}, {meta['machine']['cpu_count']} cores")
+              f"{meta['machine']['cpu']} ({', '.join(meta['machine']['cpu_flags']) or 'no AVX flags'}), "
+              f"{meta['machine']['cpu_count']} cores, load average {meta['load_average_start'][0]:.2f}")
+    if meta.get("matmul_gflops"):
+        header += f"; fp32 matmul rate measured in this run: {meta['matmul_gflops']:.1f} GFLOP/s"
+    if meta.get("peak_tflops"):
+        header += f"; chip peak {meta['peak_tflops']} TFLOP/s ({meta.get('peak_source', '--peak-tflops')})"
     text = f"{header}\n\n{markdown_table(speed_rows)}\n"
     if memory_rows:
         text += ("\nPeak memory against M (efi_v2, batch "

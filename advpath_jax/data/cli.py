@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from advpath_jax.data import datasets
 
@@ -103,11 +102,7 @@ def main(args: argparse.Namespace) -> int:
             shown = "folder:PATH" if name == "folder" else name
             print(f"{shown:16s} {spec.description}")
         return 0
-    try:
-        cfg = build_data_config(args)
-        if args.data_command == "prepare":
-            return _cmd_prepare(cfg)
-        return _cmd_show(cfg, args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"advpath data {args.data_command}: error: {err}", file=sys.stderr)
-        return 2
+    cfg = build_data_config(args)  # errors: one line, exit 2 (advpath_jax.cli)
+    if args.data_command == "prepare":
+        return _cmd_prepare(cfg)
+    return _cmd_show(cfg, args)

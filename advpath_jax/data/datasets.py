@@ -300,9 +300,40 @@ def prepare(data_config: Any, *, progress: bool = False) -> pathlib.Path:
         rsna.find_files(manual_dir)  # fail early, naming what is missing
     from advpath_jax.data import tfds_builders
 
-    with _quiet_absl():
-        tfds_builders.prepare(builder, manual_dir, progress=progress)
-    return pathlib.Path(str(builder.data_path))
+    target = pathlib.Path(str(builder.data_path))
+    downloads = data_dir(cfg) / "downloads"  # TFDS's scratch folder in the data dir
+    created = [p for p in (_first_missing_folder(data_dir(cfg), target), downloads)
+               if p is not None and not p.exists()]
+    try:
+        with _quiet_absl():
+            tfds_builders.prepare(builder, manual_dir, progress=progress)
+    except BaseException:
+        _remove_created(created)
+        raise
+    return target
+
+
+def _first_missing_folder(root: pathlib.Path, target: pathlib.Path) -> pathlib.Path | None:
+    """The outermost folder on the way from ``root`` (included) to ``target`` that does not
+    exist yet: what a failed preparation must remove to leave the data dir as it was."""
+    root, target = root.resolve(), target.resolve()
+    chain = [target, *target.parents]
+    if root not in chain:
+        return None if target.exists() else target
+    for folder_ in reversed(chain[: chain.index(root) + 1]):
+        if not folder_.exists():
+            return folder_
+    return None
+
+
+def _remove_created(created: Sequence[pathlib.Path]) -> None:
+    """After a failed preparation: remove the folders it created (see
+    :func:`_first_missing_folder`), so the data dir is left as it was."""
+    import shutil
+
+    for path in created:
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def is_prepared(data_config: Any) -> bool:

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from advpath_jax.data import preprocess
+from advpath_jax.data.imageio import read_grey
 from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
 
 DEFAULT_SPLIT_FRACTIONS = (0.80, 0.10, 0.10)
@@ -106,26 +107,7 @@ def read_index(root: str | pathlib.Path) -> list[FolderRecord]:
 
 def _read_array(path: pathlib.Path, what: str) -> np.ndarray:
     """A 2-D float array in [0, 1] from PNG or NPY (see the module docstring)."""
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        else:
-            with Image.open(path) as img:
-                img.load()
-                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(img, np.float64) / 65535.0
-                elif img.mode == "1":
-                    arr = np.asarray(img, bool)
-                else:
-                    arr = np.asarray(img.convert("L"), np.float64) / 255.0
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} file missing: {path}") from None
-    except Exception as err:  # damaged PNG / NPY
-        raise ValueError(f"cannot read {what} file {path}: {err}") from err
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"{what} file {path} has shape {arr.shape}; expected [H, W] or [H, W, 1]")
+    arr = read_grey(path, what=what)  # PNG already scaled by its bit depth; NPY as stored
     if arr.dtype == np.uint8:
         arr = arr / 255.0
     elif arr.dtype == np.uint16:

@@ -7,7 +7,7 @@ Reads a local copy (the TFDS ``manual_dir``) with nibabel::
       imagesTr/BRATS_001.nii.gz      [X, Y, Z, 4] (FLAIR, T1w, T1gd, T2w)
       labelsTr/BRATS_001.nii.gz      [X, Y, Z] (0 background, 1-3 tumour classes)
 
-Preprocessing (DESIGN section 5): the T1gd channel only; label > 0 is tumour; each axial
+Preprocessing (paper section 4.1; docs/data.md): the T1gd channel only; label > 0 is tumour; each axial
 slice is resized to ``image_size`` (bilinear, antialiased; the mask by area >= 0.5);
 slices whose body covers less than ``body_min_fraction`` of the pixels (intensity above
 the volume's background minimum) are dropped; each slice is min-max normalised to

@@ -7,7 +7,7 @@ Reads a local copy (the TFDS ``manual_dir``) with pydicom::
       stage_2_detailed_class_info.csv   patientId,class
       stage_2_train_images/<patientId>.dcm
 
-(the ``stage_1_*`` names are accepted too). Preprocessing (DESIGN section 5): keep the
+(the ``stage_1_*`` names are accepted too). Preprocessing (paper section 4.1; docs/data.md): keep the
 classes "Normal" (label 0) and "Lung Opacity" (label 1), drop "No Lung Opacity / Not
 Normal"; each image is min-max normalised to [0, 1] and resized to ``image_size``
 (bilinear, antialiased); the boxes, given in native pixels, are scaled and rasterised

@@ -1,14 +1,24 @@
 """MPert: meaningful-perturbation masks (Fong & Vedaldi, 2017), every image optimised at once.
 
-For each image ``x`` with predicted class ``c = 1[f(x) >= 0.5]`` a low-resolution mask
-``m`` (1 = keep, 0 = blur) is optimised with Adam to minimise
+For each image ``x`` with classifier logit ``z(x)``, predicted class
+``c = 1[σ(z(x)) >= 0.5]`` and ``s = 2c − 1``, a low-resolution mask ``m`` (1 = keep,
+0 = blur) is optimised with Adam to minimise
 
-    λ1 · mean(1 − m) + λ2 · TV_β(m) + f_c(Φ(x, M))
+    λ1 · mean(1 − m) + λ2 · TV_β(m) + score_c(Φ(x, M))
 
 where ``M = smooth(upsample(m))`` is the mask at image resolution (bilinear upsampling,
-then the project's Gaussian filter), ``Φ(x, M) = x · M + blur(x) · (1 − M)`` and
-``f_c`` is the probability of the predicted class (``f`` for class 1, ``1 − f`` for
-class 0). After each step ``m`` is clamped to ``[0, 1]``. The explanation is ``1 − M``.
+then the project's Gaussian filter) and ``Φ(x, M) = x · M + blur(x) · (1 − M)``. After
+each step ``m`` is clamped to ``[0, 1]``. The explanation is ``1 − M``.
+
+The class score (``objective``) is, with ``p_c = σ(s·z)`` the predicted class's probability:
+
+* ``"log_complement"`` (default): ``−log(1 − p_c) = softplus(s·z)``. An adaptation of
+  Fong & Vedaldi, who minimise ``p_c`` itself: ``∂p_c/∂z = p_c (1 − p_c)`` vanishes on a
+  confidently classified image, so the area term holds the mask at 1 and the map is
+  constant; ``∂softplus(s·z)/∂z = s·p_c`` does not vanish while the class is still
+  predicted, and decays once it is removed (the same minimiser order as ``p_c``).
+* ``"probability"``: ``p_c`` (the original; its gradient is the stable ``σ(z)σ(−z)``).
+* ``"logit"``: ``s·z``, the predicted class's logit (unbounded below).
 
 ``TV_β(m) = mean_{u,v} ((m[u+1,v] − m[u,v])² + (m[u,v+1] − m[u,v])²)^{β/2}`` (the
 isotropic form of the original paper). Both regularisers are means over mask pixels
@@ -42,6 +52,7 @@ from jax.tree_util import Partial
 
 from advpath_jax.attribution.core import as_partial
 from advpath_jax.attribution.smoothing import gaussian_kernel, gaussian_smooth
+from advpath_jax.models.probability import predicted_class, signed_class, stable_sigmoid
 
 REFERENCE_IMAGE_SIZE = 224
 REFERENCE_MASK_SIZE = 56
@@ -62,6 +73,11 @@ class MPertSettings:
     lambda2: float
     beta: float
     noise_std: float
+    objective: str = "log_complement"
+
+
+#: class scores MPert can minimise (see the module docstring)
+OBJECTIVES = ("log_complement", "probability", "logit")
 
 
 def kernel_size(sigma: float) -> int:
@@ -111,24 +127,36 @@ def upsample_mask(m: jax.Array, image_hw: tuple[int, int], sigma: float) -> jax.
     return normalized_blur(up[None], sigma)[0]
 
 
-def class_score(p: jax.Array, c: jax.Array) -> jax.Array:
-    """Probability of class ``c`` given ``p = f(x)`` (the probability of class 1)."""
-    return jnp.where(c == 1, p, 1.0 - p)
+def class_score(z: jax.Array, c: jax.Array, objective: str = "log_complement") -> jax.Array:
+    """Score of class ``c`` for a logit ``z`` (class 1's): ``softplus(s·z)``, ``σ(s·z)`` or ``s·z``."""
+    signed = signed_class(c, z.dtype) * z
+    if objective == "log_complement":
+        return jax.nn.softplus(signed)
+    if objective == "probability":
+        return stable_sigmoid(signed)
+    if objective == "logit":
+        return signed
+    raise ValueError(f"mpert objective must be one of {OBJECTIVES}, got {objective!r}")
 
 
 def mpert_objective(m: jax.Array, x: jax.Array, blurred: jax.Array, c: jax.Array, noise: jax.Array,
-                    f: Callable, s: MPertSettings) -> jax.Array:
-    """The scalar MPert objective for one image ``x [H, W, C]`` and its mask ``m [h, w]``."""
+                    logit_fn: Callable, s: MPertSettings, lambdas: jax.Array | None = None) -> jax.Array:
+    """The scalar MPert objective for one image ``x [H, W, C]`` and its mask ``m [h, w]``.
+
+    ``lambdas``: ``[2]`` traced (λ1, λ2) replacing the settings' (one compiled program for a grid).
+    """
+    lambda1, lambda2 = (s.lambda1, s.lambda2) if lambdas is None else (lambdas[0], lambdas[1])
     big = upsample_mask(m, x.shape[:2], s.mask_sigma)[..., None]
     perturbed = jnp.clip(x * big + blurred * (1.0 - big) + noise, 0.0, 1.0)
-    score = class_score(f(perturbed[None])[0], c)
-    return s.lambda1 * jnp.mean(1.0 - m) + s.lambda2 * total_variation_beta(m, s.beta) + score
+    score = class_score(logit_fn(perturbed[None])[0], c, s.objective)
+    return lambda1 * jnp.mean(1.0 - m) + lambda2 * total_variation_beta(m, s.beta) + score
 
 
-def optimise_one(f: Callable, x: jax.Array, key: jax.Array, s: MPertSettings) -> jax.Array:
+def optimise_one(logit_fn: Callable, x: jax.Array, key: jax.Array, s: MPertSettings,
+                 lambdas: jax.Array | None = None) -> jax.Array:
     """Adam on one image's mask (``jax.lax.scan`` over the steps). ``x [H,W,C]`` -> map ``[H,W]``."""
     blurred = normalized_blur(x[None], s.blur_sigma)[0]
-    c = (f(x[None])[0] >= 0.5).astype(jnp.int32)
+    c = predicted_class(stable_sigmoid(logit_fn(x[None])))[0]
     opt = optax.adam(s.lr)
     m0 = jnp.ones(s.mask_hw, x.dtype)
     grad_fn = jax.grad(mpert_objective)
@@ -139,7 +167,7 @@ def optimise_one(f: Callable, x: jax.Array, key: jax.Array, s: MPertSettings) ->
             noise = s.noise_std * jax.random.normal(step_key, x.shape, x.dtype)
         else:
             noise = jnp.zeros((), x.dtype)
-        g = grad_fn(m, x, blurred, c, noise, f, s)
+        g = grad_fn(m, x, blurred, c, noise, logit_fn, s, lambdas)
         updates, opt_state = opt.update(g, opt_state, m)
         m = jnp.clip(optax.apply_updates(m, updates), 0.0, 1.0)
         return (m, opt_state), None
@@ -148,15 +176,24 @@ def optimise_one(f: Callable, x: jax.Array, key: jax.Array, s: MPertSettings) ->
     return jnp.clip(1.0 - upsample_mask(m, x.shape[:2], s.mask_sigma), 0.0, 1.0)
 
 
+def _mpert_batch(logit_fn: Partial, x: jax.Array, keys: jax.Array, settings: MPertSettings) -> jax.Array:
+    """Every image's map; λ1, λ2 enter as traced values, so a λ grid reuses one compiled program."""
+    lambdas = jnp.asarray([settings.lambda1, settings.lambda2], jnp.float32)
+    static = dataclasses.replace(settings, lambda1=0.0, lambda2=0.0)
+    return _mpert_batch_program(logit_fn, x, keys, lambdas, static)
+
+
 @functools.partial(jax.jit, static_argnames=("settings",))
-def _mpert_batch(f: Partial, x: jax.Array, keys: jax.Array, settings: MPertSettings) -> jax.Array:
-    return jax.vmap(lambda xi, ki: optimise_one(f, xi, ki, settings))(x, keys)
+def _mpert_batch_program(logit_fn: Partial, x: jax.Array, keys: jax.Array, lambdas: jax.Array,
+                         settings: MPertSettings) -> jax.Array:
+    return jax.vmap(lambda xi, ki: optimise_one(logit_fn, xi, ki, settings, lambdas))(x, keys)
 
 
 def mpert_settings(image_hw: tuple[int, int], *, steps: int = 150, lr: float = 0.1,
                    mask_size: int | None = None, mask_sigma: float | None = None,
                    blur_sigma: float | None = None, lambda1: float = 0.05, lambda2: float = 0.2,
-                   beta: float = 3.0, noise_std: float = 0.0) -> MPertSettings:
+                   beta: float = 3.0, noise_std: float = 0.0,
+                   objective: str = "log_complement") -> MPertSettings:
     """Resolve defaults scaled from the 224-px reference and validate them."""
     h, w = image_hw
     scale_h, scale_w = h / REFERENCE_IMAGE_SIZE, w / REFERENCE_IMAGE_SIZE
@@ -177,7 +214,9 @@ def mpert_settings(image_hw: tuple[int, int], *, steps: int = 150, lr: float = 0
     for name, value in (("lambda1", lambda1), ("lambda2", lambda2), ("noise_std", noise_std)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"mpert {name} must be a non-negative number, got {value!r}")
-    return MPertSettings(steps=int(steps), lr=float(lr), mask_hw=tuple(int(v) for v in mask_hw),
+    if objective not in OBJECTIVES:
+        raise ValueError(f"mpert objective must be one of {OBJECTIVES}, got {objective!r}")
+    return MPertSettings(objective=str(objective), steps=int(steps), lr=float(lr), mask_hw=tuple(int(v) for v in mask_hw),
                          mask_sigma=float(mask_sigma), blur_sigma=float(blur_sigma),
                          lambda1=float(lambda1), lambda2=float(lambda2), beta=float(beta),
                          noise_std=float(noise_std))
@@ -199,31 +238,103 @@ def check_images(x) -> jax.Array:
     return jnp.asarray(arr, jnp.float32)
 
 
-def mpert_maps(f: Callable, x, *, steps: int = 150, lr: float = 0.1, mask_size: int | None = None,
+def mpert_maps(logit_fn: Callable, x, *, steps: int = 150, lr: float = 0.1, mask_size: int | None = None,
                mask_sigma: float | None = None, blur_sigma: float | None = None,
                lambda1: float = 0.05, lambda2: float = 0.2, beta: float = 3.0,
-               noise_std: float = 0.0, key: jax.Array | None = None) -> jax.Array:
+               noise_std: float = 0.0, objective: str = "log_complement",
+               key: jax.Array | None = None) -> jax.Array:
     """MPert maps ``[B, H, W]`` (``1 − M``, in [0, 1]) for images ``x [B, H, W, C]``.
 
     Args:
-      f: ``[B, H, W, C] -> [B]`` probability of class 1 (samples independent, e.g. a model
-        in eval mode); the predicted class of each image is ``f(x) >= 0.5``.
+      logit_fn: ``[B, H, W, C] -> [B]`` the classifier's logit of class 1 (samples
+        independent, e.g. ``advpath_jax.score_fn(model, output="logit")``); the predicted
+        class of each image is ``σ(z) >= 0.5``.
       steps, lr: Adam iterations and learning rate.
       mask_size: mask height (default 56 · H / 224; width keeps the aspect ratio).
       mask_sigma: Gaussian filter of the upsampled mask (default 3 · H / 224).
       blur_sigma: the perturbation's Gaussian blur (default 5 · H / 224).
       lambda1, lambda2, beta: weights of mean(1 − m) and TV_β(m), and the TV exponent.
       noise_std: std of Gaussian noise added to the perturbed image at each step (0: none).
+      objective: the class score minimised, one of :data:`OBJECTIVES` (module docstring).
       key: PRNG key, required when ``noise_std > 0``; image ``i`` uses ``fold_in(key, i)``.
     """
     x = check_images(x)
     settings = mpert_settings(x.shape[1:3], steps=steps, lr=lr, mask_size=mask_size,
                               mask_sigma=mask_sigma, blur_sigma=blur_sigma, lambda1=lambda1,
-                              lambda2=lambda2, beta=beta, noise_std=noise_std)
+                              lambda2=lambda2, beta=beta, noise_std=noise_std, objective=objective)
     if key is None:
         if noise_std > 0:
             raise ValueError("mpert_maps needs a PRNG key when noise_std > 0")
         key = jax.random.key(0)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(x.shape[0]))
-    return _mpert_batch(as_partial(f), x, keys, settings)
+    return _mpert_batch(as_partial(logit_fn), x, keys, settings)
 
+
+
+# ---------------------------------------------------------------------------- choosing λ1, λ2
+
+
+@functools.partial(jax.jit, static_argnames=("blur_sigma",))
+def _deletion_flips(logit_fn: Partial, x: jax.Array, maps: jax.Array, blur_sigma: float) -> jax.Array:
+    keep = 1.0 - maps[..., None]
+    deleted = x * keep + normalized_blur(x, blur_sigma) * (1.0 - keep)
+    before = predicted_class(stable_sigmoid(logit_fn(x)))
+    return predicted_class(stable_sigmoid(logit_fn(deleted))) != before
+
+
+def deletion_flips(logit_fn: Callable, x, maps, blur_sigma: float) -> np.ndarray:
+    """``[B]`` bool: does blurring the map's region (``Φ(x, 1 − map)``) change the predicted class?
+
+    ``x [B, H, W, C]`` images, ``maps [B, H, W]`` MPert maps in [0, 1] (1 = deleted).
+    """
+    x = check_images(x)
+    maps = jnp.asarray(maps, jnp.float32)
+    if maps.shape != x.shape[:3]:
+        raise ValueError(f"maps must have shape {tuple(x.shape[:3])}, got {tuple(maps.shape)}")
+    return np.asarray(_deletion_flips(as_partial(logit_fn), x, maps, float(blur_sigma)))
+
+
+def constant_share(maps, tol: float = 1e-6) -> float:
+    """Share of maps ``[B, H, W]`` whose range (max − min) is at most ``tol`` (no explanation)."""
+    arr = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    return float(np.mean(arr.max(axis=1) - arr.min(axis=1) <= tol))
+
+
+def check_lambda_grid(grid) -> tuple[tuple[float, float], ...]:
+    """``((λ1, λ2), ...)`` non-negative finite pairs, at least one."""
+    try:
+        pairs = tuple((float(a), float(b)) for a, b in grid)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"mpert lambda_grid must be a sequence of (lambda1, lambda2) pairs, got {grid!r}") from err
+    if not pairs or not all(np.isfinite(v) and v >= 0 for pair in pairs for v in pair):
+        raise ValueError(f"mpert lambda_grid needs at least one pair of non-negative numbers, got {grid!r}")
+    return pairs
+
+
+def select_lambdas(logit_fn: Callable, x, grid, *, min_flip: float = 0.9, **mpert_kwargs) -> dict:
+    """Choose MPert's ``(λ1, λ2)`` on (validation) images ``x [B, H, W, C]`` without looking at
+    the masks' placement: the grid point with the largest area weight λ1 (the smallest
+    deletions) whose deletion still changes the predicted class for at least ``min_flip`` of
+    the images (:func:`deletion_flips`); if none does, the point with the highest flip rate.
+
+    ``mpert_kwargs``: the other arguments of :func:`mpert_maps`. Returns
+    ``{"lambda1", "lambda2", "met_target", "min_flip", "n_images", "grid": [{lambda1, lambda2,
+    flip_rate, mean_area, constant_share}, ...]}``.
+    """
+    pairs = check_lambda_grid(grid)
+    if not 0.0 < float(min_flip) <= 1.0:
+        raise ValueError(f"mpert select_min_flip must be in (0, 1], got {min_flip!r}")
+    x = check_images(x)
+    settings = mpert_settings(x.shape[1:3], **{k: v for k, v in mpert_kwargs.items()
+                                               if k not in ("lambda1", "lambda2", "key")})
+    rows = []
+    for lambda1, lambda2 in pairs:
+        maps = mpert_maps(logit_fn, x, **{**mpert_kwargs, "lambda1": lambda1, "lambda2": lambda2})
+        flips = deletion_flips(logit_fn, x, maps, settings.blur_sigma)
+        rows.append({"lambda1": lambda1, "lambda2": lambda2, "flip_rate": float(flips.mean()),
+                     "mean_area": float(np.mean(np.asarray(maps))), "constant_share": constant_share(maps)})
+    meeting = [r for r in rows if r["flip_rate"] >= min_flip]
+    best = (max(meeting, key=lambda r: (r["lambda1"], r["lambda2"])) if meeting
+            else max(rows, key=lambda r: (r["flip_rate"], r["lambda1"])))
+    return {"lambda1": best["lambda1"], "lambda2": best["lambda2"], "met_target": bool(meeting),
+            "min_flip": float(min_flip), "n_images": int(x.shape[0]), "grid": rows}

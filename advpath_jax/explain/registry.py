@@ -4,13 +4,14 @@
 in [0, 1]. Generator pairs are computed once per batch and shared by the four maps of a
 generator (E, E_FI^v1, E_FI^v2, E_FI,kσ^v2); E_FI^v1 and E_FI^v2 come from one pass of
 gradients (:func:`advpath_jax.attribution.path_attribution_multi`) and E_FI,kσ^v2 is
-E_FI^v2 smoothed by the project's Gaussian (convolution is linear, DESIGN §2).
+E_FI^v2 smoothed by the project's Gaussian (convolution is linear; docs/method.md).
 ``SyCE:M_FI^*`` are the same weights on SyCE's generator-manifold path
 (:mod:`advpath_jax.attribution.manifold`), from x_s to x_a through the U-Net's codes.
 
 Map conventions: all maps are non-negative, channel-summed. IG is shown and scored as
 |IG| (the signed map is :func:`advpath_jax.integrated_gradients`); GradCAM is upsampled
-bilinearly; MPert and MGen maps are their masks (1 = salient); Random is uniform noise.
+bilinearly from the feature map of :attr:`Explainers.gradcam_stage` for the predicted class's
+logit; MPert and MGen maps are their masks (1 = salient); Random is uniform noise.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class Explainers:
       steps, rule, chunk_size: path quadrature (paper: M = 50, midpoint).
       smoothing: ``(size, sigma)`` of E_FI,kσ^v2 (paper: 28, 2 at 224 px).
       mpert_kwargs: keyword arguments of :func:`advpath_jax.explain.mpert.mpert_maps`.
+      mpert_selection: how λ1/λ2 were chosen (:func:`advpath_jax.explain.mpert.select_lambdas`), or None.
+      gradcam_stage: ResNet stage of GradCAM's feature map (None: the deepest at least 7×7).
+      image_hw: the images' size, for :meth:`describe`.
     """
 
     f: Callable
@@ -101,6 +105,36 @@ class Explainers:
     chunk_size: int | None = None
     smoothing: tuple[int, float] | None = None
     mpert_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mpert_selection: Mapping[str, Any] | None = None
+    gradcam_stage: int | None = None
+    image_hw: tuple[int, int] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """Settings of the explainers as run: path quadrature, GradCAM's stage, MPert's objective and λ's."""
+        from advpath_jax.attribution.adapters import default_gradcam_stage
+        from advpath_jax.explain.mpert import mpert_settings
+        from advpath_jax.models.resnet import stage_hw
+
+        out: dict[str, Any] = {"path": {"steps": int(self.steps), "rule": str(self.rule)},
+                               "score": "stable sigmoid of the logit (gradient σ(z)σ(−z)·∇z)"}
+        if self.image_hw is not None:
+            hw = tuple(int(v) for v in self.image_hw)
+            stage = self.gradcam_stage or default_gradcam_stage(hw)
+            out["gradcam"] = {"stage": int(stage), "feature_hw": list(stage_hw(hw)[stage - 1]),
+                              "rule": "deepest stage at least 7x7" if self.gradcam_stage is None else "configured",
+                              "score": "(2c-1)*logit of the predicted class c"}
+            s = mpert_settings(hw, **{k: v for k, v in dict(self.mpert_kwargs).items() if k != "key"})
+            out["mpert"] = {"objective": s.objective, "lambda1": s.lambda1, "lambda2": s.lambda2,
+                            "steps": s.steps, "lr": s.lr, "mask_hw": list(s.mask_hw),
+                            "selection": None if self.mpert_selection is None else dict(self.mpert_selection)}
+        return out
+
+    @property
+    def logit_f(self) -> Callable:
+        """The classifier's logit ``[B,H,W,C] -> [B]`` (eval mode), built once."""
+        if getattr(self, "_logit_f", None) is None:
+            self._logit_f = ap.score_fn(self.classifier, output="logit")
+        return self._logit_f
 
     def pair(self, kind: str, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         from advpath_jax.training.generators import generator_pair
@@ -160,11 +194,11 @@ class Explainers:
             return jnp.abs(ap.integrated_gradients(self.f, x, steps=self.steps, rule=self.rule,
                                                    chunk_size=self.chunk_size))
         if name == "GradCAM":
-            return ap.resnet_gradcam(self.classifier, x)
+            return ap.resnet_gradcam(self.classifier, x, stage=self.gradcam_stage)
         if name == "MPert":
             from advpath_jax.explain.mpert import mpert_maps
 
-            return mpert_maps(self.f, x, key=jax.random.fold_in(key, 1), **dict(self.mpert_kwargs))
+            return mpert_maps(self.logit_f, x, key=jax.random.fold_in(key, 1), **dict(self.mpert_kwargs))
         if name == "MGen":
             from advpath_jax.explain.mgen import mgen_maps
 

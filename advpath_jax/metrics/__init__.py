@@ -24,11 +24,13 @@ from advpath_jax.metrics.regions import (
 from advpath_jax.metrics.relevance import (
     RelevanceResult,
     deletion_preservation,
+    relevance_r,
     relevance_summary,
     replacement_counts,
     trapezoid_auc,
 )
-from advpath_jax.metrics.stats import by_class, mean_curves_by_class, summarize
+from advpath_jax.metrics.stats import (by_class, constant_map_share, mean_curves_by_class, paired_bootstrap,
+                                       summarize)
 
 __all__ = [
     "AOPCResult",
@@ -39,18 +41,21 @@ __all__ = [
     "aopc_relative",
     "balanced_subset",
     "by_class",
+    "constant_map_share",
     "default_patch_size",
     "deletion_preservation",
     "iou_fnr",
     "localization_metrics",
     "mean_curves_by_class",
     "n_keep",
+    "paired_bootstrap",
     "percentile_threshold_masks",
     "perturbation_curve",
     "random_region_order",
     "rank_regions",
     "region_grid",
     "region_relevance",
+    "relevance_r",
     "relevance_summary",
     "replacement_counts",
     "summarize",

@@ -1,20 +1,23 @@
 """Localisation metrics: percentile thresholding of maps, IoU and FNR against lesion masks.
 
 Thresholding (``percentile_threshold_masks``, the one place of the project that turns a
-relevance map into a binary region):
+relevance map into a binary region ``B``), for a map of ``N = H*W`` pixels at percentile
+``p`` (``0 <= p < 100``):
 
-* A map of ``N = H*W`` pixels at percentile ``p`` (``0 <= p < 100``) keeps
-  ``n_keep(N, p) = max(1, ceil(N * (100 - p) / 100))`` pixels: the top ``(100 - p)%``.
-* Pixels are ranked by value, largest first. ``ties="index"`` (default): equal values are
-  ranked by row-major pixel index, lower index first, and exactly ``n_keep`` pixels are
-  kept, so every method is scored with the same area. ``ties="include"``: every pixel whose
-  value is ``>=`` the ``n_keep``-th largest value is kept (so a tie at the boundary can keep
-  more than ``n_keep`` pixels; a constant map keeps all pixels).
+* ``ties="percentile"`` (default, the authors' localisation code:
+  ``map >= np.percentile(map, p)``): ``B`` is every pixel whose value is ``>=`` the
+  p-th percentile value ``t_p`` of the map, with numpy's default ("linear") definition:
+  sort the values ascending ``v_0 <= ... <= v_{N-1}``, ``i = (N - 1) p / 100``,
+  ``t_p = v_floor(i) + (i - floor(i)) (v_ceil(i) - v_floor(i))``. Pixels tied at the
+  threshold are all kept, so a constant map keeps every pixel.
+* ``ties="index"``: exactly ``n_keep(N, p) = max(1, ceil(N (100 - p) / 100))`` pixels, the
+  largest first, equal values ranked by row-major pixel index (lower index first), so every
+  method is scored with the same area.
 * ``-0.0`` and ``0.0`` are the same value. NaN maps are rejected.
 
 Scores, on positive images only (every ground-truth mask must be non-empty):
-``IoU = |GT ∩ B| / |GT ∪ B|`` and ``FNR = 1 - |GT ∩ B| / |GT|`` (the fraction of the
-lesion the thresholded map misses), with ``B`` the kept pixels.
+``IoU = |GT ∩ B| / |GT ∪ B|`` and ``FNR = |B \\ GT| / |B| = 1 - |GT ∩ B| / |B|`` (the share
+of the thresholded map that lies outside the annotation, as the paper defines it).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from jax import lax
 
 from advpath_jax.metrics._checks import check_maps, check_masks, check_nonempty_masks
 
-TIES = ("index", "include")
+TIES = ("percentile", "index")
 
 
 def n_keep(n_pixels: int, percentile: float) -> int:
@@ -62,35 +65,62 @@ def _sorted_desc(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
     return -neg_sorted, order
 
 
+def percentile_value_weights(n_pixels: int, percentile: float) -> tuple[int, int, float]:
+    """``(lo, hi, gamma)`` of numpy's linear percentile: ``t = v[lo] + gamma (v[hi] - v[lo])``.
+
+    ``v`` is the map sorted ascending; ``i = (N - 1) * p / 100``, ``lo = floor(i)``,
+    ``hi = min(lo + 1, N - 1)``, ``gamma = i - lo`` (computed as ``numpy.percentile`` does).
+    """
+    n_keep(n_pixels, percentile)  # range check
+    virtual = (n_pixels - 1) * (float(percentile) / 100.0)
+    lo = int(math.floor(virtual))
+    return lo, min(lo + 1, n_pixels - 1), virtual - lo
+
+
+def _percentile_values(flat: jax.Array, percentiles: tuple[float, ...]) -> jax.Array:
+    """``np.percentile(map, p)`` (linear) of every row of ``flat [B, N]``: ``[P, B]``."""
+    n = flat.shape[1]
+    ascending = jnp.sort(flat + 0.0, axis=1)
+    rows = []
+    for p in percentiles:
+        lo, hi, gamma = percentile_value_weights(n, p)
+        a, b = ascending[:, lo], ascending[:, hi]
+        diff = b - a
+        # numpy's _lerp: the formula anchored at the nearer end point
+        rows.append(b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma)
+    # never above the maximum, so B is never empty (rounding cannot push t past v[N-1])
+    return jnp.minimum(jnp.stack(rows), ascending[:, -1][None])
+
+
 @partial(jax.jit, static_argnames=("percentiles", "ties"))
 def _threshold(maps: jax.Array, percentiles: tuple[float, ...], ties: str) -> jax.Array:
     b, h, w = maps.shape
     n = h * w
-    flat = maps.reshape(b, n)
-    values, order = _sorted_desc(flat)
-    keeps = np.array([n_keep(n, p) for p in percentiles], dtype=np.int32)  # [P]
+    flat = maps.reshape(b, n) + 0.0  # + 0.0 maps -0.0 to 0.0
     if ties == "index":
+        _, order = _sorted_desc(flat)
+        keeps = np.array([n_keep(n, p) for p in percentiles], dtype=np.int32)  # [P]
         # rank[b, i] = position of pixel i in the descending order
         rank = jnp.zeros((b, n), jnp.int32).at[jnp.arange(b)[:, None], order].set(
             jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (b, n))
         )
         keep = rank[None, :, :] < keeps[:, None, None]  # [P, B, N]
     else:
-        thresholds = values[:, keeps - 1].T  # [P, B]
+        thresholds = _percentile_values(flat, percentiles)  # [P, B]
         keep = flat[None, :, :] >= thresholds[:, :, None]
     return keep.reshape(len(percentiles), b, h, w)
 
 
 def percentile_threshold_masks(
-    maps: jax.Array, percentiles: float | Sequence[float], *, ties: str = "index"
+    maps: jax.Array, percentiles: float | Sequence[float], *, ties: str = "percentile"
 ) -> jax.Array:
-    """Binary regions of the top ``(100 - p)%`` pixels of each map.
+    """Binary regions ``B`` of the top ``(100 - p)%`` pixels of each map.
 
     Args:
       maps: ``[B, H, W]`` relevance maps (larger = more relevant).
       percentiles: one percentile or a sequence of ``P`` percentiles in ``[0, 100)``.
-      ties: ``"index"`` (exact pixel count, ties by row-major index) or ``"include"``
-        (all pixels ``>=`` the boundary value); see the module docstring.
+      ties: ``"percentile"`` (all pixels ``>=`` ``np.percentile(map, p)``) or ``"index"``
+        (exact pixel count, ties by row-major index); see the module docstring.
 
     Returns:
       ``bool [P, B, H, W]``.
@@ -107,8 +137,8 @@ def _iou_fnr(maps, masks, percentiles, ties):
     gt = masks[None]
     inter = jnp.sum(regions & gt, axis=(2, 3)).astype(jnp.float32)
     union = jnp.sum(regions | gt, axis=(2, 3)).astype(jnp.float32)
-    area = jnp.sum(masks, axis=(1, 2)).astype(jnp.float32)[None]
-    return inter / union, 1.0 - inter / area
+    kept = jnp.sum(regions, axis=(2, 3)).astype(jnp.float32)  # |B| >= 1 under both rules
+    return inter / union, 1.0 - inter / kept
 
 
 def iou_fnr(
@@ -116,7 +146,7 @@ def iou_fnr(
     masks: jax.Array,
     percentiles: float | Sequence[float],
     *,
-    ties: str = "index",
+    ties: str = "percentile",
 ) -> tuple[jax.Array, jax.Array]:
     """Per-image IoU and FNR of thresholded maps against ground-truth masks.
 
@@ -146,7 +176,7 @@ def localization_metrics(
     labels=None,
     percentiles: Sequence[float] = (98, 99),
     *,
-    ties: str = "index",
+    ties: str = "percentile",
 ) -> dict:
     """IoU and FNR on the positive images of a batch.
 

@@ -1,9 +1,11 @@
 """Patch regions and region-perturbation curves (shared by AOPC and feature relevance).
 
-Regions are non-overlapping ``s x s`` patches laid from the top-left corner; when ``H`` or
-``W`` is not a multiple of ``s`` the last row/column of patches is narrower (partial
-patches are kept, so every pixel belongs to exactly one region). Regions are numbered in
-row-major order. A region's relevance is the sum of the map over its pixels.
+Regions are non-overlapping ``s x s`` patches tiling the image; ``s`` must divide both
+``H`` and ``W``, so every region has the same ``s * s`` pixels (no partial border strips,
+which a random ordering would otherwise remove as cheaply as full patches). Regions are
+numbered in row-major order. A region's relevance is the sum of the map over its pixels.
+``s = 1`` makes every pixel a region (the pixel ranking of the deletion / preservation
+curves).
 
 Ordering: regions sorted by relevance, most relevant first (or least relevant first);
 equal relevance is broken by the lower region number first.
@@ -17,6 +19,7 @@ number of steps.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -31,17 +34,34 @@ REFERENCE_SIZE = 224
 
 
 def default_patch_size(height: int, width: int | None = None) -> int:
-    """Patch side scaled from 9 px at 224 px: ``max(1, round(9 * min(H, W) / 224))``."""
-    side = min(height, width if width is not None else height)
-    return max(1, int(round(REFERENCE_PATCH * side / REFERENCE_SIZE)))
+    """Patch side for AOPC: the divisor of ``gcd(H, W)`` nearest to ``9 * min(H, W) / 224``.
+
+    The paper uses 9 x 9 patches at 224 x 224, which do not tile 224; the nearest side that
+    tiles the image exactly is taken instead (8 at 224, 2 at 64, 1 at 32; on a tie the
+    larger side).
+    """
+    width = height if width is None else width
+    target = REFERENCE_PATCH * min(height, width) / REFERENCE_SIZE
+    common = math.gcd(int(height), int(width))
+    divisors = [d for d in range(1, common + 1) if common % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), -d))
 
 
 def region_grid(height: int, width: int, patch_size: int) -> tuple[np.ndarray, int]:
-    """Region number of every pixel, ``int32 [H, W]``, and the number of regions."""
+    """Region number of every pixel, ``int32 [H, W]``, and the number of regions.
+
+    Raises:
+      ValueError: ``patch_size`` < 1 or not a divisor of both ``H`` and ``W``.
+    """
     if patch_size < 1:
         raise ValueError(f"patch_size must be >= 1, got {patch_size}")
-    n_rows = -(-height // patch_size)
-    n_cols = -(-width // patch_size)
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"patch_size={patch_size} does not tile a {height}x{width} image into equal regions; "
+            f"use a divisor of {math.gcd(height, width)} (default_patch_size gives "
+            f"{default_patch_size(height, width)})"
+        )
+    n_rows, n_cols = height // patch_size, width // patch_size
     rows = np.arange(height) // patch_size
     cols = np.arange(width) // patch_size
     ids = (rows[:, None] * n_cols + cols[None, :]).astype(np.int32)
@@ -52,14 +72,14 @@ def region_grid(height: int, width: int, patch_size: int) -> tuple[np.ndarray, i
 def _region_relevance(maps, patch_size):
     b, h, w = maps.shape
     s = patch_size
-    n_rows, n_cols = -(-h // s), -(-w // s)
-    padded = jnp.pad(maps, ((0, 0), (0, n_rows * s - h), (0, n_cols * s - w)))  # zeros add nothing
-    return padded.reshape(b, n_rows, s, n_cols, s).sum(axis=(2, 4)).reshape(b, n_rows * n_cols)
+    n_rows, n_cols = h // s, w // s
+    return maps.reshape(b, n_rows, s, n_cols, s).sum(axis=(2, 4)).reshape(b, n_rows * n_cols)
 
 
 def region_relevance(maps: jax.Array, patch_size: int) -> jax.Array:
     """Summed relevance of every region: ``[B, H, W] -> [B, R]``."""
     maps = check_maps(maps)
+    region_grid(maps.shape[1], maps.shape[2], int(patch_size))  # tiling check
     return _region_relevance(maps, int(patch_size))
 
 

@@ -1,17 +1,27 @@
-"""Feature relevance R: deletion (MoRF) and preservation (LeRF) curves.
+"""Feature relevance R (Lim et al., CVPR 2021): deletion and preservation curves.
 
 Both curves track the predicted class's score ``s`` (``f`` for class 1, ``1 - f`` for
-class 0, class from the unperturbed image) while regions (patches, see
-``advpath_jax.metrics.regions``) are replaced by the same pixels of the adversarial
-perturbation image ``x_perturbed``:
+class 0, class from the unperturbed image) while the image's pixels are replaced by the same
+pixels of the adversarial perturbation image ``x_perturbed``, in equal-size groups along a
+pixel ranking of the map (as Lim et al.'s public code, JBNU-VL/RelEx ``utils/evaluations.py``,
+which replaces 224 pixels a step at 224 x 224):
 
-* deletion: most relevant region first (a good map makes ``s`` fall fast);
-* preservation: least relevant region first (a good map keeps ``s`` high).
+* deletion: most relevant pixels first (a good map makes ``s`` fall fast);
+* preservation: least relevant pixels first (a good map keeps ``s`` high).
 
-The x-axis is the fraction of regions replaced, ``k / R`` in ``[0, 1]``; each AUC is the
-trapezoid rule on that axis. The way the published metric combines the two curves is not
-public; this project uses ``R = AUC_preservation - AUC_deletion`` (inferred) and always
-reports both AUCs beside ``R``. A random map gives ``R ≈ 0`` in expectation.
+Pixels are ranked by value, ties by the lower row-major index. Group size: ``W`` pixels per
+step at ``H x W`` by default (RelEx's rule at 224 x 224; ``H`` steps in all, each ``1/H`` of
+the image). The curve may be evaluated after every ``stride``-th group only
+(``n_steps = H / stride`` intervals) to save cost; all groups keep the same size.
+
+The x-axis is the fraction of pixels replaced, in ``[0, 1]``; each AUC is the trapezoid rule
+on that axis (``D`` deletion, ``P`` preservation). The two are combined by the harmonic mean
+of ``1 - D`` and ``P`` (RelEx's ``_calc_comb_avg``)::
+
+    R = 2 (1 - D) P / ((1 - D) + P)        (R = 0 when (1 - D) + P = 0)
+
+R lies in [0, 1]; a random map scores above 0 (about the harmonic mean of two middling
+AUCs), a good map close to 1.
 """
 
 from __future__ import annotations
@@ -23,23 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from advpath_jax.metrics._checks import check_images, check_maps
-from advpath_jax.metrics.regions import (
-    default_patch_size,
-    perturbation_curve,
-    predicted_class_scores,
-    rank_regions,
-    region_grid,
-    region_relevance,
-)
+from advpath_jax.metrics.regions import perturbation_curve, predicted_class_scores, rank_regions
 from advpath_jax.metrics.stats import by_class
 
 
 class RelevanceResult(NamedTuple):
     """Per-image deletion / preservation curves and their AUCs.
 
-    fractions: ``np.ndarray [K]``, fraction of regions replaced (0 .. 1).
+    fractions: ``np.ndarray [K]``, fraction of pixels replaced (0 .. 1).
     deletion, preservation: ``[B, K]`` predicted-class scores.
-    auc_deletion, auc_preservation, r: ``[B]``; ``r = auc_preservation - auc_deletion``.
+    auc_deletion, auc_preservation, r: ``[B]``; ``r = relevance_r(auc_deletion, auc_preservation)``.
     pred: ``int32 [B]`` predicted class.
     """
 
@@ -62,13 +65,35 @@ def trapezoid_auc(curves, fractions) -> jax.Array:
     return jnp.sum(widths * (curves[:, 1:] + curves[:, :-1]) * 0.5, axis=1)
 
 
-def replacement_counts(n_regions: int, n_steps: int | None) -> np.ndarray:
-    """Region counts ``round(linspace(0, R, n_steps + 1))`` (all of ``0..R`` when None)."""
-    if n_steps is None:
-        n_steps = n_regions
-    if not (1 <= n_steps <= n_regions):
-        raise ValueError(f"n_steps must lie in [1, {n_regions}] (the number of regions), got {n_steps}")
-    return np.round(np.linspace(0.0, n_regions, n_steps + 1)).astype(np.int32)
+def relevance_r(auc_deletion, auc_preservation):
+    """``R = 2 (1 - D) P / ((1 - D) + P)`` per image (0 where the denominator is 0). ``[B]``.
+
+    Works on numpy and JAX arrays alike (the report recomputes R with it).
+    """
+    xp = jnp if isinstance(auc_deletion, jax.Array) or isinstance(auc_preservation, jax.Array) else np
+    kept = 1.0 - xp.asarray(auc_deletion)
+    pres = xp.asarray(auc_preservation)
+    denom = kept + pres
+    safe = xp.where(denom > 0, denom, 1.0)
+    return xp.where(denom > 0, 2.0 * kept * pres / safe, 0.0)
+
+
+def replacement_counts(n_pixels: int, group_size: int, n_steps: int | None = None) -> np.ndarray:
+    """Pixels replaced at each evaluated point: ``0, g*stride, 2*g*stride, ..., n_pixels``.
+
+    ``n_pixels / group_size`` groups of ``group_size`` pixels; ``n_steps`` intervals (None:
+    one per group), which must divide the number of groups so the points are equally spaced.
+    """
+    if group_size < 1 or n_pixels % group_size:
+        raise ValueError(f"group_size={group_size} must be >= 1 and divide the {n_pixels} pixels of an image")
+    n_groups = n_pixels // group_size
+    n_steps = n_groups if n_steps is None else int(n_steps)
+    if not (1 <= n_steps <= n_groups) or n_groups % n_steps:
+        raise ValueError(
+            f"n_steps={n_steps} must divide the number of pixel groups ({n_groups} groups of "
+            f"{group_size} pixels), e.g. {n_groups} (every group) or None"
+        )
+    return (np.arange(n_steps + 1) * (n_groups // n_steps) * group_size).astype(np.int32)
 
 
 def deletion_preservation(
@@ -78,7 +103,7 @@ def deletion_preservation(
     maps: jax.Array,
     *,
     n_steps: int | None = None,
-    patch_size: int | None = None,
+    group_size: int | None = None,
     chunk_size: int = 32,
     step_batch: int = 1,
 ) -> RelevanceResult:
@@ -88,10 +113,10 @@ def deletion_preservation(
       f: pure score function ``[N, H, W, C] -> [N]`` (may be a ``jax.tree_util.Partial``).
       x: ``[B, H, W, C]`` images in [0, 1].
       x_perturbed: ``[B, H, W, C]`` adversarial perturbation images.
-      maps: ``[B, H, W]`` relevance maps.
-      n_steps: number of intervals of the x-axis (``n_steps + 1`` evaluations per curve);
-        None evaluates after every region.
-      patch_size: region side; default ``default_patch_size(H, W)`` (9 at 224).
+      maps: ``[B, H, W]`` relevance maps (ranked pixel-wise).
+      n_steps: intervals of the x-axis (``n_steps + 1`` evaluations per curve); must divide
+        the number of groups; None evaluates after every group (RelEx).
+      group_size: pixels replaced per group; default ``W`` (224 at 224 x 224, as RelEx).
       chunk_size: images per chunk; step_batch: steps per call of ``f``.
     """
     x = check_images(x, "x")
@@ -101,25 +126,24 @@ def deletion_preservation(
     xp = check_images(x_perturbed, "x_perturbed")
     if xp.shape != x.shape:
         raise ValueError(f"x_perturbed: expected shape {tuple(x.shape)}, got {tuple(xp.shape)}")
-    ps = int(patch_size) if patch_size is not None else default_patch_size(x.shape[1], x.shape[2])
-    _, n_regions = region_grid(x.shape[1], x.shape[2], ps)
-    counts = replacement_counts(n_regions, n_steps)
-    fractions = counts / n_regions
+    b, h, w = maps.shape
+    group = int(group_size) if group_size is not None else w
+    counts = replacement_counts(h * w, group, n_steps)
+    fractions = counts / (h * w)
 
-    relevance = region_relevance(maps, ps)
+    relevance = maps.reshape(b, h * w)  # pixel-wise ranking: every pixel is a region
     order = jnp.concatenate(
         [rank_regions(relevance, descending=True), rank_regions(relevance, descending=False)], axis=0
     )
-    b = x.shape[0]
     f0, fk = perturbation_curve(
         f, jnp.concatenate([x, x], 0), jnp.concatenate([xp, xp], 0), order, counts,
-        patch_size=ps, chunk_size=chunk_size, step_batch=step_batch,
+        patch_size=1, chunk_size=chunk_size, step_batch=step_batch,
     )
     pred, _, sk = predicted_class_scores(f0[:b], fk[:b])
     _, _, sk_pres = predicted_class_scores(f0[:b], fk[b:])
     auc_del = trapezoid_auc(sk, fractions)
     auc_pres = trapezoid_auc(sk_pres, fractions)
-    return RelevanceResult(fractions, sk, sk_pres, auc_del, auc_pres, auc_pres - auc_del, pred)
+    return RelevanceResult(fractions, sk, sk_pres, auc_del, auc_pres, relevance_r(auc_del, auc_pres), pred)
 
 
 def relevance_summary(result: RelevanceResult) -> dict:

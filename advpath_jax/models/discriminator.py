@@ -1,4 +1,4 @@
-"""Convolutional discriminator / critic for the GAN generators (DESIGN §3), Flax NNX.
+"""Convolutional discriminator / critic for the GAN generators (docs/training.md#generators), Flax NNX.
 
 ``layers`` stride-2 conv4x4 + LeakyReLU(0.2) stages (channels ``base_channels * 2**i``),
 then a dense layer to one logit per image. No normalisation layers, as is usual

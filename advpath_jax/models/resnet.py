@@ -7,7 +7,8 @@ Layout is NHWC: images ``[B, H, W, C]`` with C = 1 or 3. Padding is explicit and
 symmetric (as in the PyTorch reference architecture), so the PyTorch twin in
 ``advpath_jax.torch_twin`` reproduces the numbers exactly.
 
-* ``model.features(x)``: the last stage's feature map ``[B, h, w, K]`` (GradCAM's A).
+* ``model.features(x, stage=None)``: the feature map ``[B, h, w, K]`` after stage 1-4
+  (default the last; GradCAM's A). ``model.head(a, stage=None)`` runs the rest.
 * ``model.head(a)``: global average pool -> dropout 0.3 -> Dense 128 -> ReLU -> Dense 1,
   the classifier logit ``[B]``. (The ReLU after Dense 128 is inferred: the paper names
   the layer sizes only.)
@@ -23,6 +24,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from advpath_jax.models.pooling import max_pool
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 BN_MOMENTUM = 0.9
@@ -129,20 +132,35 @@ class ResNet(nnx.Module):
         self.fc1 = nnx.Linear(cin, spec.head_units, rngs=rngs)
         self.fc2 = nnx.Linear(spec.head_units, 1, rngs=rngs)
 
-    def features(self, x: jax.Array) -> jax.Array:
-        """``[B, H, W, C]`` -> last-stage feature map ``[B, H/32, W/32, K]``."""
+    def features(self, x: jax.Array, stage: int | None = None) -> jax.Array:
+        """``[B, H, W, C]`` -> feature map after ``stage`` (1-4; None: the last, ``[B, H/32, W/32, K]``).
+
+        Stage k's map is ``stage_hw((H, W))[k - 1]`` pixels (stage 1: H/4, each later one half).
+        """
         _check_image_batch(x, self.spec.in_channels)
         y = jax.nn.relu(self.stem_bn(self.stem_conv(x)))
-        y = nnx.max_pool(y, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        for block in self.blocks:
+        y = max_pool(y, (3, 3), (2, 2), ((1, 1), (1, 1)))  # gradient without select-and-scatter
+        for block in self.blocks[:self._blocks_through(stage)]:
             y = block(y)
         return y
 
-    def head(self, a: jax.Array) -> jax.Array:
-        """Feature map ``[B, h, w, K]`` -> logit ``[B]``."""
+    def head(self, a: jax.Array, stage: int | None = None) -> jax.Array:
+        """Feature map of ``stage`` ``[B, h, w, K]`` -> logit ``[B]`` (the later stages, then the
+        pooled head: global average pool -> dropout -> Dense -> ReLU -> Dense 1)."""
+        for block in self.blocks[self._blocks_through(stage):]:
+            a = block(a)
         pooled = a.mean(axis=(1, 2))
         hidden = jax.nn.relu(self.fc1(self.dropout(pooled)))
         return self.fc2(hidden)[:, 0]
+
+    def _blocks_through(self, stage: int | None) -> int:
+        """Number of residual blocks in stages 1..``stage`` (None: all)."""
+        counts = STAGE_BLOCKS[self.spec.depth]
+        if stage is None:
+            return sum(counts)
+        if isinstance(stage, bool) or int(stage) != stage or not 1 <= stage <= len(counts):
+            raise ValueError(f"ResNet stage must be an integer in 1..{len(counts)} or None, got {stage!r}")
+        return sum(counts[:int(stage)])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.head(self.features(x))
@@ -155,6 +173,23 @@ def _check_image_batch(x: jax.Array, channels: int) -> None:
         raise ValueError(f"model expects {channels} channel(s), got images of shape {tuple(x.shape)}")
     if min(x.shape[1:3]) < 32:
         raise ValueError(f"images must be at least 32x32, got {tuple(x.shape[1:3])}")
+
+
+def stage_hw(image_hw: tuple[int, int], n_stages: int = len(STAGE_BLOCKS[18])) -> list[tuple[int, int]]:
+    """Spatial size ``(h, w)`` of each stage's feature map (1..n) for images ``image_hw``.
+
+    The stride-2 stem conv (7×7, pad 3), the max pool (3×3, pad 1) and the stride-2 first
+    convolution of stages 2-4 (3×3, pad 1) each map a side n to ⌈n/2⌉.
+    """
+    def halve(n: int) -> int:
+        return -(-int(n) // 2)
+
+    h, w = halve(halve(image_hw[0])), halve(halve(image_hw[1]))
+    sizes = [(h, w)]
+    for _ in range(n_stages - 1):
+        h, w = halve(h), halve(w)
+        sizes.append((h, w))
+    return sizes
 
 
 def make_resnet(depth: int = 18, *, width: float = 1.0, in_channels: int = 1,

@@ -1,4 +1,4 @@
-"""U-Net generators (DESIGN §3), Flax NNX, layout NHWC.
+"""U-Net generators (docs/training.md#generators), Flax NNX, layout NHWC.
 
 * Pre-activation conv blocks: BatchNorm -> ReLU -> conv3x3 -> dropout (0.2), two per level.
 * ``depth`` max-pool down-samplings; channels ``base_channels * 2**level``.

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from advpath_jax.errors import AdvpathError
 from advpath_jax.io_utils import save_npy_atomic, write_json_atomic
 
 
@@ -34,9 +36,10 @@ def shard_path(out_dir: str, name: str, shard: int) -> str:
 
 def load_npy(path: str) -> np.ndarray:
     try:
-        return np.load(path)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"corrupt or unreadable map shard {path}: {err}; delete it to recompute") from err
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # truncated (ValueError/EOFError), pickled, unreadable
+        raise AdvpathError(f"corrupt or unreadable map shard {path}: {' '.join(str(err).split())}; "
+                           "delete it to recompute") from err
 
 
 def n_shards(n_images: int, shard_size: int) -> int:
@@ -55,24 +58,48 @@ def my_shards(total: int, process_index: int | None = None, process_count: int |
 MANIFEST = "manifest.json"
 
 
-def check_manifest(out_dir: str, fingerprint: dict) -> None:
+def check_manifest(out_dir: str, fingerprint: dict, *, write: bool = True) -> None:
     """Record what the shards of ``out_dir`` were computed from; refuse a different setting.
 
     Shards are reused across runs, so maps computed for other data or other settings must
-    never be mixed in silently.
+    never be mixed in silently. A field only one side has (added or removed by another
+    version of advpath_jax) is named on stderr and taken as unchanged, as for the models'
+    settings records. ``fingerprint["models"]`` (``{model: which training}``) may
+    name models the manifest does not have yet (methods added later); they are recorded.
+    ``write=False`` only checks.
     """
+    from advpath_jax.training.stage_record import differences
+
     path = os.path.join(out_dir, MANIFEST)
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
     if os.path.exists(path):
-        with open(path) as fh:
-            stored = json.load(fh)
-        differing = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
-        if differing:
-            raise ValueError(f"the map shards in {out_dir} were computed with other settings "
-                             f"({', '.join(differing)} differ); use another work directory or "
-                             f"delete {out_dir} to recompute")
-        return
-    write_json_atomic(path, fingerprint)
+        try:
+            with open(path) as fh:
+                stored = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise AdvpathError(f"cannot read the map manifest {path}: {err}; delete {out_dir} to recompute") from err
+        models = {**stored.get("models", {}), **fingerprint.get("models", {})}
+        compared = {**stored, "models": {m: stored.get("models", {}).get(m, v) for m, v in models.items()}}
+        if not write:  # a check before the data are loaded: only the fields given
+            compared = {k: v for k, v in compared.items() if k in fingerprint}
+        diffs = differences(compared, {**fingerprint, "models": models})
+        one_sided = [d for d in diffs if "'<absent>'" in d.split(": ", 1)[1]]  # another version's fields
+        diffs = [d for d in diffs if d not in one_sided]
+        if one_sided and not diffs and write:
+            print(f"note: {path}: fields present on one side only (another version of advpath_jax), taken as "
+                  f"unchanged: {', '.join(d.split(':', 1)[0] for d in one_sided)}", file=sys.stderr)
+        if diffs:
+            shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs)} fields in all)" if len(diffs) > 6 else "")
+            fields = ", ".join(d.split(":", 1)[0] for d in diffs[:6])
+            raise AdvpathError(f"the map shards in {out_dir} were computed with other settings "
+                               f"({fields} differ; stored -> now asked: {shown}); use another work directory, "
+                               f"`advpath run --retrain MODEL` after retraining a model, or delete {out_dir} "
+                               f"to recompute")
+        if not write or models == stored.get("models", {}):
+            return
+        fingerprint = {**stored, "models": models}
+    if write:
+        write_json_atomic(path, fingerprint)
 
 
 def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], dict],

@@ -1,20 +1,32 @@
 """``advpath explain IMAGE --workdir DIR --out overlay.png``: one image, one heat-map overlay.
 
-IMAGE may be a PNG/JPEG, an NPY array (2-D, or [H, W, 1]), a DICOM file, or a NIfTI
-volume (``--slice`` picks the axial slice; default: the middle one). The image is
-normalised to [0, 1] and resized to the config's image size, as in the data sets.
+IMAGE may be a PNG/JPEG (8- or 16-bit), an NPY array (2-D, or [H, W, 1]), a DICOM file,
+or a NIfTI volume (``--slice`` picks the axial slice; default: the middle one), read by
+the project's one image reader (:mod:`advpath_jax.data.imageio`). The image is
+normalised to [0, 1] and resized to the config's image size, as in the data sets; a
+constant image is explained with a warning (its map says nothing about its content).
 The trained models are read from the run directory of ``advpath run``.
+
+``--method`` defaults to the best localiser of the run directory's own report (highest
+mean IoU over the report's percentiles in ``results.json``, Random excluded); without a
+report, to the paper's SyCE:E_FI,kσ^v2, and the command says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pathlib
+
+import json
+import sys
 
 import numpy as np
 
 from advpath_jax.config_utils import load_config
+from advpath_jax.data.imageio import read_grey
+from advpath_jax.errors import AdvpathError
+
+PAPER_METHOD = "SyCE:E_FI,kσ^v2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,50 +34,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, help="run directory of `advpath run`")
     parser.add_argument("--config", default=None, help="config of that run (default: synth_brain)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--method", default="SyCE:E_FI,kσ^v2", help="explainer name (see `advpath run`)")
+    parser.add_argument("--method", default=None,
+                        help="explainer name (see `advpath run`; default: the best localiser of the "
+                             f"run's report, else {PAPER_METHOD})")
     parser.add_argument("--slice", type=int, default=None, help="NIfTI: axial slice index")
     parser.add_argument("--out", required=True, help="output PNG")
 
 
-def read_image(path: str, *, slice_index: int | None = None) -> np.ndarray:
-    """A 2-D float32 image from PNG/JPEG, NPY, DICOM or NIfTI (not yet normalised)."""
-    p = pathlib.Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"image file not found: {p}")
-    name = p.name.lower()
+def best_localiser(workdir: str) -> tuple[str | None, str]:
+    """``(method, reason)``: the method of ``WORKDIR/results.json`` with the highest mean IoU
+    over the report's percentiles (Random excluded), or ``(None, why not)``."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.isfile(path):
+        return None, f"{path} does not exist (no finished `advpath run` report)"
     try:
-        if name.endswith(".npy"):
-            img = np.load(p)
-        elif name.endswith((".dcm", ".dicom")):
-            from advpath_jax.data.rsna import load_dicom
+        with open(path) as fh:
+            table1 = json.load(fh).get("table1") or {}
+        means = {}
+        for name, per_percentile in table1.items():
+            values = [cell["iou"]["mean"] for cell in per_percentile.values()
+                      if isinstance(cell.get("iou"), dict) and cell["iou"].get("mean") is not None]
+            if name != "Random" and values:
+                means[name] = float(np.mean(values))
+    except (ValueError, AttributeError, TypeError, KeyError) as err:
+        raise AdvpathError(f"cannot read the report's Table 1 in {path}: {err}") from err
+    if not means:
+        return None, f"{path} has no IoU in its Table 1"
+    best = max(means, key=means.get)
+    return best, f"best localiser of {path} (mean IoU {means[best]:.3f} over its percentiles)"
 
-            return load_dicom(p)
-        elif name.endswith((".nii", ".nii.gz")):
-            import nibabel
 
-            vol = np.asarray(nibabel.load(str(p)).get_fdata(), np.float32)
-            if vol.ndim == 4:
-                vol = vol[..., 0]
-            if vol.ndim == 2:
-                return vol
-            if vol.ndim != 3:
-                raise ValueError(f"expected a 3-D volume, got shape {vol.shape}")
-            k = vol.shape[2] // 2 if slice_index is None else slice_index
-            if not 0 <= k < vol.shape[2]:
-                raise ValueError(f"slice {k} outside the volume's {vol.shape[2]} axial slices")
-            return vol[:, :, k]
-        else:
-            from PIL import Image
-
-            img = np.asarray(Image.open(p).convert("L"), np.float32)
-    except (OSError, EOFError) as err:
-        raise ValueError(f"cannot read image file {p}: {err}") from err
-    img = np.asarray(img, np.float32)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    if img.ndim != 2:
-        raise ValueError(f"{p}: expected a 2-D grey image, got shape {img.shape}")
-    return img
+def warn_if_constant(raw: np.ndarray, where: str) -> None:
+    """A constant image has no content to explain: say so on stderr."""
+    finite = raw[np.isfinite(raw)]
+    if finite.size and float(finite.min()) == float(finite.max()):
+        print(f"warning: {where} is a constant image (every pixel {float(finite.min()):.4g}); "
+              "its map carries no information about image content", file=sys.stderr)
 
 
 def prepare_image(raw: np.ndarray, image_size: int, where: str) -> np.ndarray:
@@ -112,10 +116,18 @@ def main(args: argparse.Namespace) -> int:
     from advpath_jax.pipeline.run import build_explainers
 
     config = load_config(args.config, args.overrides)
-    (method,) = check_method_names([args.method])
     if not os.path.isdir(args.workdir):
         raise FileNotFoundError(f"run directory not found: {args.workdir} (run `advpath run` first)")
-    x = prepare_image(read_image(args.image, slice_index=args.slice), int(config.data.image_size), args.image)
+    if args.method is None:
+        best, reason = best_localiser(args.workdir)
+        method_name = best or PAPER_METHOD
+        print(f"[explain] method {method_name}: " + (reason if best else f"the paper's default, because {reason}"))
+    else:
+        method_name = args.method
+    (method,) = check_method_names([method_name])
+    raw = read_grey(args.image, slice_index=args.slice)
+    warn_if_constant(raw, args.image)
+    x = prepare_image(raw, int(config.data.image_size), args.image)
     explainers = build_explainers(config, args.workdir, [method])
     score = float(explainers.f(jax.numpy.asarray(x))[0])
     heat = explainers.explain(x, [method], jax.random.key(int(config.seed)))[method][0]

@@ -15,7 +15,7 @@ Input schema (plain dicts; array-likes may be numpy/JAX arrays or nested lists):
       "dataset": str,                     # optional
       "meta":    dict,                    # optional, JSON-serialisable (config, timings, sizes)
       "percentiles": [p_1, ..., p_P],     # required when a method has "iou"/"fnr"
-      "ties": "index" | "include",        # optional, the thresholding tie rule used (default "index")
+      "ties": "percentile" | "index",     # optional, the thresholding rule used (default "percentile")
       "methods": {                        # required, non-empty; its order is the tables' order
         NAME: {
           "iou": [P, N_pos],              # optional, per positive image, one row per percentile
@@ -31,6 +31,10 @@ Input schema (plain dicts; array-likes may be numpy/JAX arrays or nested lists):
       },
       "aopc_random": [N, L+1] or [L+1],   # optional reference of Figure 2;
                                           #   default: methods["Random"]["aopc"]
+      "per_image": dict,                  # optional, copied to results.json (see pipeline.run.evaluate_maps)
+      "claims": dict,                     # optional, pipeline.claims.claim_evidence(...): the findings
+      "constant_maps": {NAME: share},     # optional, share of constant maps per method
+      "metric_settings": dict,            # optional: AOPC patch / regions, R groups, resamples
     }
 
     examples = {                          # optional, Figure 1 (a few positive images)
@@ -41,7 +45,8 @@ Input schema (plain dicts; array-likes may be numpy/JAX arrays or nested lists):
     }
 
 Summaries are ``advpath_jax.metrics.stats.summarize`` (mean, population std, n). ``R`` is
-always recomputed as ``auc_preservation - auc_deletion``. Figure 2 plots, for every method
+always recomputed per image from the two AUCs as ``relevance_r`` (harmonic mean of
+``1 - AUC_deletion`` and ``AUC_preservation``, Lim et al.). Figure 2 plots, for every method
 other than the reference, ``mean AOPC_method(L) - mean AOPC_random(L)``.
 
 ``results.json`` layout::
@@ -51,7 +56,8 @@ other than the reference, ``mean AOPC_method(L) - mean AOPC_random(L)``.
      "table2": {NAME: {"0"|"1"|"ALL": {"R": S, "auc_deletion": S, "auc_preservation": S}}},
      "aopc": {"L": [...], "reference": NAME|"aopc_random"|None, "random": [...]|None,
               "curves": {NAME: [...]}, "relative": {NAME: [...]}},
-     "figures": {"figure1": file|None, "figure2": file|None}}
+     "figures": {"figure1": file|None, "figure2": file|None},
+     "per_image", "claims", "constant_maps", "metric_settings": as given (when given)}
 
 with ``S = {"mean", "std", "n"}`` and ``"<p>"`` the percentile as written by ``_pkey``.
 """
@@ -70,6 +76,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from advpath_jax.metrics.aopc import aopc_relative
+from advpath_jax.metrics.relevance import relevance_r
 from advpath_jax.metrics.stats import by_class, summarize
 from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
 
@@ -101,9 +108,12 @@ def _png_bytes(fig: Figure) -> bytes:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _pkey(p: float) -> str:
+def percentile_key(p: float) -> str:
     """Percentile as a key: ``98.0 -> "98"``, ``99.5 -> "99.5"``."""
     return f"{float(p):g}"
+
+
+_pkey = percentile_key
 
 
 def _as_mapping(entry, what: str) -> Mapping:
@@ -161,7 +171,7 @@ def _table2(methods: Mapping) -> dict:
             raise ValueError(f"methods[{name!r}]['relevance']: AUC arrays of different lengths")
         try:
             parts = {
-                "R": by_class(p - d, rel["pred"]),
+                "R": by_class(relevance_r(d, p), rel["pred"]),
                 "auc_deletion": by_class(d, rel["pred"]),
                 "auc_preservation": by_class(p, rel["pred"]),
             }
@@ -290,8 +300,9 @@ def _md_name(name: str) -> str:
 
 
 TIE_TEXT = {
-    "index": "exactly that many pixels; ties broken by row-major pixel index",
-    "include": "every pixel >= the value at that rank, so ties can add pixels",
+    "percentile": "every pixel whose value is >= the map's p-th percentile `np.percentile(map, p)`, "
+                  "so pixels tied at the threshold are all kept, as in the authors' code",
+    "index": "exactly ceil(N (100 − p) / 100) pixels; ties broken by row-major pixel index",
 }
 
 
@@ -322,14 +333,22 @@ def _table1_md(table1: Mapping, percentiles: list[float], order: list[str], ties
         "",
         f"B = the top (100 − p)% pixels of each map ({TIE_TEXT[ties]}). "
         "`IoU = |GT ∩ B| / |GT ∪ B|` (higher is better); "
-        "`FNR = 1 − |GT ∩ B| / |GT|` (lower is better). Mean ± std over "
+        "`FNR = |B \\ GT| / |B|`, the share of B outside the annotation (lower is better). Mean ± std over "
         f"{', '.join(str(v) for v in sorted(n))} positive image(s). Best per column in bold.",
         "",
     ]
     return lines + _md_table(header, rows)
 
 
-def _table2_md(table2: Mapping, order: list[str]) -> list[str]:
+def _groups_text(settings: Mapping | None) -> str:
+    if not settings or settings.get("relevance_group_pixels") is None:
+        return ""
+    steps = settings.get("relevance_steps") or settings.get("relevance_groups")
+    return (f" Groups of {settings['relevance_group_pixels']} pixels ({settings['relevance_groups']} groups); "
+            f"the curves are evaluated at {steps + 1} points.")
+
+
+def _table2_md(table2: Mapping, order: list[str], settings: Mapping | None = None) -> list[str]:
     names = [m for m in order if m in table2]
     classes = ("0", "1", "ALL")
     best = {c: _best({m: table2[m][c]["R"]["mean"] for m in names}, True) for c in classes}
@@ -350,15 +369,97 @@ def _table2_md(table2: Mapping, order: list[str]) -> list[str]:
     lines = [
         "## Table 2: feature relevance R per predicted class",
         "",
-        "Deletion (most relevant patch first) and preservation (least relevant first) curves of the "
-        "predicted class's score under the adversarial perturbation; AUCs by the trapezoid rule on the "
-        "fraction of patches replaced. `R = AUC_preservation − AUC_deletion` (combination inferred; the "
-        "published one is not public), higher is better; random ≈ 0. Mean ± std; images per class: "
+        "Deletion (most relevant pixels first) and preservation (least relevant first) curves of the "
+        "predicted class's score while equal-size groups of pixels are replaced by the adversarial "
+        "perturbation; AUCs D (deletion) and P (preservation) by the trapezoid rule on the fraction of "
+        "pixels replaced. `R = 2(1 − D)P / ((1 − D) + P)`, the harmonic mean of Lim et al.'s code "
+        f"(RelEx), higher is better; a random map scores above 0.{_groups_text(settings)} "
+        "Mean ± std; images per class: "
         + ", ".join(f"{c}: {'/'.join(map(str, counts[c]))}" for c in classes)
         + ". Best R per class in bold.",
         "",
     ]
     return lines + _md_table(header, rows)
+
+
+def _regions_text(settings: Mapping | None) -> str:
+    if not settings or settings.get("aopc_patch") is None:
+        return ""
+    p = settings["aopc_patch"]
+    return (f" Regions: {settings['aopc_regions']} equal {p}×{p} patches tiling the image "
+            "(the side that divides the image nearest to 9 px at 224 px).")
+
+
+def _constant_md(constant: Mapping, order: list[str]) -> list[str]:
+    names = [m for m in order if m in constant]
+    rows = [[_md_name(m), f"{100 * constant[m]:.1f}%"] for m in names]
+    return ["## Constant maps", "",
+            "Share of each method's maps (scored images: positives and the balanced subset) that are "
+            "constant: max − min ≤ 1e-6 · max |map| (all-zero maps included).", ""] + \
+        _md_table(["Method", "constant maps"], rows)
+
+
+def _interval(s: Mapping) -> str:
+    if s.get("low") is None:
+        return f"{s['mean']:+.3f} (n={s['n']})" if s.get("mean") is not None else "—"
+    return f"{s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
+
+
+VERDICT_MARK = {"holds": "holds", "does not hold": "**does not hold**", "inconclusive": "inconclusive"}
+
+
+def _claims_md(claims: Mapping) -> list[str]:
+    lines = ["## Evidence for the paper's findings", "",
+             "Paired per-image differences `metric(A) − metric(B)` on the same images (IoU on the scored "
+             "positives; R and AOPC at L on the balanced subset), mean and 95% percentile-bootstrap "
+             "interval. Verdict: holds (interval above 0), does not hold (below 0), inconclusive "
+             "(contains 0).", ""]
+    for key, claim in claims.items():
+        comps = claim.get("comparisons") or []
+        if not comps:
+            continue
+        labels = list(dict.fromkeys(lab for c in comps for lab in c["metrics"]))
+        tally = claim.get("tally") or {}
+        summary = "; ".join(
+            f"{lab}: {t['holds']} hold, {t['does not hold']} do not, {t['inconclusive']} inconclusive"
+            for lab, t in tally.items())
+        lines += [f"### ({key}) {claim['title']}", "", f"Of {len(comps)} comparisons — {summary}.", ""]
+        header = ["A", "B"] + [f"{lab} Δ [95% CI]" for lab in labels]
+        rows = []
+        for c in comps:
+            cells = [_md_name(c["method"]), _md_name(c["versus"])]
+            for lab in labels:
+                s = c["metrics"].get(lab)
+                cells.append("—" if s is None else f"{_interval(s)} {VERDICT_MARK[s['verdict']]}")
+            rows.append(cells)
+        lines += _md_table(header, rows) + [""]
+    return lines
+
+
+def _settings_md(explainers: Mapping) -> list[str]:
+    lines = ["## Settings", ""]
+    for name, value in explainers.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=_json_default, ensure_ascii=False)
+        lines.append(f"- {name}: {text}")
+    return lines
+
+
+QUALITY_KEYS = ("flip_rate", "val_flip_rate", "test_flip_rate", "mean_mask_area", "test_auc", "val_auc")
+
+
+def _model_quality(models: Mapping | None) -> list[str]:
+    """One line per model with its quality figures (flip rates, mask area, AUC) when present."""
+    if not isinstance(models, Mapping):
+        return []
+    lines = []
+    for model, metrics in models.items():
+        if not isinstance(metrics, Mapping):
+            continue
+        found = {k: v for k, v in metrics.items()
+                 if (k in QUALITY_KEYS or "flip_rate" in k) and isinstance(v, (int, float))}
+        if found:
+            lines.append(f"- {model}: " + ", ".join(f"{k} {v:.3f}" for k, v in found.items()))
+    return lines
 
 
 def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
@@ -370,7 +471,9 @@ def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
     if doc["table1"]:
         lines += _table1_md(doc["table1"], doc["percentiles"], order, doc["ties"]) + [""]
     if doc["table2"]:
-        lines += _table2_md(doc["table2"], order) + [""]
+        lines += _table2_md(doc["table2"], order, doc.get("metric_settings")) + [""]
+    if doc.get("constant_maps"):
+        lines += _constant_md(doc["constant_maps"], order) + [""]
     if fig1:
         lines += [
             "## Figure 1: example positives",
@@ -388,14 +491,28 @@ def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
             "",
             "`AOPC(L) = 1/(L+1) Σ_{k=0..L} (s(x⁰) − s(xᵏ))`, s the predicted class's score, regions "
             "replaced most relevant first by the translator's output; plotted as the mean over images "
-            f"minus that of {ref_text}.",
+            f"minus that of {ref_text}.{_regions_text(doc.get('metric_settings'))}",
             "",
             f"![Figure 2]({fig2})",
             "",
         ]
+    if doc.get("claims"):
+        lines += _claims_md(doc["claims"]) + [""]
+    meta = doc.get("meta") or {}
+    if meta.get("explainers"):
+        lines += _settings_md(meta["explainers"]) + [""]
+    quality = _model_quality(meta.get("models"))
+    if quality:
+        lines += ["## Model quality", ""] + quality + [""]
+    if meta.get("time_table"):
+        from advpath_jax.pipeline.timings import time_table_md
+
+        lines += time_table_md(meta["time_table"]) + [""]
     if doc.get("meta"):
         lines += ["## Run information", ""]
         for k, v in doc["meta"].items():
+            if k == "time_table":  # rendered above
+                continue
             lines.append(f"- {k}: `{json.dumps(v, default=_json_default)}`")
         lines.append("")
     return "\n".join(lines)
@@ -428,7 +545,7 @@ def write_report(out_dir: str | os.PathLike, results: Mapping, examples: Mapping
     percentiles = [float(p) for p in (results.get("percentiles") or [])]
     if needs_p and not percentiles:
         raise ValueError("results['percentiles']: required when methods carry 'iou'/'fnr'")
-    ties = results.get("ties") or "index"
+    ties = results.get("ties") or "percentile"
     if ties not in TIE_TEXT:
         raise ValueError(f"results['ties']: expected one of {tuple(TIE_TEXT)}, got {ties!r}")
 
@@ -443,6 +560,9 @@ def write_report(out_dir: str | os.PathLike, results: Mapping, examples: Mapping
         "table2": _table2(methods),
         "aopc": _aopc(results, methods),
     }
+    for key in ("metric_settings", "constant_maps", "claims", "per_image"):
+        if results.get(key) is not None:
+            doc[key] = results[key]
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths = {"report": os.path.join(out_dir, REPORT), "results": os.path.join(out_dir, RESULTS),

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process-id", type=int, default=None, help="(or $ADVPATH_PROCESS_ID)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of the explainers (default: all of Table 1 + Random)")
+    parser.add_argument("--retrain", default=None, metavar="MODEL[,MODEL...]",
+                        help="train these models again although finished (e.g. after changing their "
+                             "settings); the models trained against them and the maps are redone too")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,5 +35,6 @@ def main(args: argparse.Namespace) -> int:
     from advpath_jax.explain.registry import parse_method_list
 
     methods = parse_method_list(args.methods) if args.methods else None
-    run(config, workdir, methods=methods)
+    retrain = [m.strip() for m in args.retrain.split(",") if m.strip()] if args.retrain else []
+    run(config, workdir, methods=methods, retrain=retrain)
     return 0

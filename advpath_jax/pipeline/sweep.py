@@ -23,7 +23,7 @@ from advpath_jax.attribution.weights import parse_weight, weight_name
 from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers
 from advpath_jax.pipeline import attribute
 from advpath_jax.pipeline.run import (PERTURBATION, build_explainers, evaluate_maps, maps_fingerprint,
-                                      models_needed, perturbation_fn, train_all)
+                                      model_records, models_needed, perturbation_fn, train_all)
 
 SWEEP_DIR = "sweep"
 
@@ -86,7 +86,7 @@ def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce
                               names, maps_dir, shard_size=int(config.eval.shard_size),
                               seed=int(config.seed), desc="sweep",
                               extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
-                              fingerprint=maps_fingerprint(config))
+                              fingerprint=maps_fingerprint(config, model_records(workdir, models_needed([anchor]))))
     results = evaluate_maps(config, maps_dir, test, explainers, names)
     meta = results.pop("meta_eval")
     results.update(title=f"advpath-jax weight sweep: {config.name}, {GENERATOR_LABELS[kind]} path",

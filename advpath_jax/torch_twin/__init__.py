@@ -6,7 +6,8 @@ maps. PyTorch is an optional dependency (``pip install advpath-jax[torch]``): th
 package imports without it, and the sub-modules import it on first use.
 
 * ``advpath_jax.torch_twin.resnet``: ``TorchResNet(spec)``, ``images_to_torch``, ``maps_to_numpy``.
-* ``advpath_jax.torch_twin.convert``: ``torch_resnet_from_flax(model)``, ``load_flax_state(twin, state)``.
+* ``advpath_jax.torch_twin.convert``: ``torch_resnet_from_flax(model)``, ``load_flax_state(twin, state)``
+  and the inverse ``flax_resnet_from_torch(twin)``.
 * ``advpath_jax.torch_twin.attribution``: E_FI^v2 (optionally smoothed) and Integrated
   Gradients as a chunked loop, ``torch.func.vmap`` and Captum.
 """
@@ -22,6 +23,7 @@ _LAZY = {
     "maps_to_numpy": "advpath_jax.torch_twin.resnet",
     "torch_resnet_from_flax": "advpath_jax.torch_twin.convert",
     "load_flax_state": "advpath_jax.torch_twin.convert",
+    "flax_resnet_from_torch": "advpath_jax.torch_twin.convert",
     "torch_score_fn": "advpath_jax.torch_twin.attribution",
     "efi_v2": "advpath_jax.torch_twin.attribution",
     "integrated_gradients": "advpath_jax.torch_twin.attribution",

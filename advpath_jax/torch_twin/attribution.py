@@ -67,8 +67,29 @@ def torch_score_fn(model: "torch.nn.Module", output: str = "prob") -> ScoreFn:
         return model
 
     def score(x):
-        return torch.sigmoid(model(x))
+        return StableSigmoid.apply(model(x))
     return score
+
+
+class StableSigmoid(torch.autograd.Function):
+    """``σ(z)`` with the backward ``σ(z) σ(−z)``, as the JAX engine's
+    :func:`advpath_jax.models.probability.stable_sigmoid` (``torch.sigmoid``'s backward
+    ``σ(1 − σ)`` is exactly 0 in float32 for z ≳ 17)."""
+
+    generate_vmap_rule = True  # usable under torch.func.vmap / grad (the "vmap" impl)
+
+    @staticmethod
+    def forward(z):
+        return torch.sigmoid(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (z,) = ctx.saved_tensors
+        return grad_out * torch.sigmoid(z) * torch.sigmoid(-z)
 
 
 # ---------------------------------------------------------------------------- validation

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
-from advpath_jax.models.resnet import ResNet
+from advpath_jax.models.resnet import ResNet, ResNetSpec
 from advpath_jax.torch_twin import require_torch
 from advpath_jax.torch_twin.resnet import TorchResNet
 
@@ -106,3 +106,33 @@ def torch_resnet_from_flax(model: ResNet, *, device: str | None = None) -> Torch
     twin = TorchResNet(model.spec)
     load_flax_state(twin, nnx.state(model))
     return twin.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- the inverse
+
+def twin_names(model: ResNet) -> dict[tuple, str]:
+    """Flax state path of every parameter and statistic of ``model`` -> the twin's key."""
+    state = nnx.state(model, (nnx.Param, nnx.BatchStat))
+    return {tuple(path): name for path, _ in nnx.to_flat_state(state)
+            if (name := _torch_name(tuple(path))) is not None}
+
+
+def flax_resnet_from_torch(twin_or_state_dict: Any, spec: ResNetSpec | None = None, *,
+                           source: str = "the PyTorch twin") -> ResNet:
+    """The inverse of :func:`torch_resnet_from_flax`: a ``TorchResNet`` (or its ``state_dict``)
+    -> a Flax ResNet in eval mode with the same parameters and BatchNorm statistics.
+
+    ``spec`` defaults to the twin's. A state_dict with missing, extra or mis-shaped entries
+    raises ``ValueError`` naming ``source`` and the first offending key.
+    """
+    from advpath_jax.models.torchvision_import import _build, _check_concrete, fill_model, state_dict_arrays
+
+    if isinstance(twin_or_state_dict, TorchResNet):
+        spec = twin_or_state_dict.spec if spec is None else spec
+        twin_or_state_dict = twin_or_state_dict.state_dict()
+    if spec is None:
+        raise ValueError("flax_resnet_from_torch: give the ResNetSpec of a bare state_dict")
+    sd = state_dict_arrays(twin_or_state_dict, source=source)
+    model = _build(spec, seed=0)
+    fill_model(model, sd, twin_names(model), source=source, in_channels=spec.in_channels, head=True)
+    return _check_concrete(model, source)

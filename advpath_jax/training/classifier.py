@@ -1,4 +1,4 @@
-"""Classifier training (DESIGN §6): ResNet + weighted BCE + Adam, validation ROC AUC.
+"""Classifier training (the paper; docs/training.md#classifier): ResNet + weighted BCE + Adam, validation ROC AUC.
 
 ``train_classifier(config, workdir)`` trains (in ``WORKDIR/classifier``) the ResNet of ``config.classifier`` on
 ``config.data``'s train split with the shared trainer (checkpoints, resume, JSON-lines
@@ -6,7 +6,9 @@ metrics, plateau decay), keeps the best checkpoint by validation AUC and writes 
 test-split AUC to ``WORKDIR/test_metrics.json``.
 
 Config fields (``config.classifier``): ``depth``, ``width``, ``dropout``, ``head_units``
-(architecture, part of the checkpoint fingerprint with ``data.image_size``), ``epochs``,
+(architecture, part of the checkpoint fingerprint with ``data.image_size``), ``init``
+(``"random"`` or ``"torchvision:PATH"``: start from a torchvision ResNet state_dict, e.g. ImageNet
+weights; see ``docs/pretrained.md``), ``epochs``,
 ``batch_size``, ``lr`` (Adam), ``augment`` (bool), ``eval_batch_size`` and the optional
 loop fields of :class:`advpath_jax.training.trainer.FitOptions`.
 """
@@ -77,6 +79,39 @@ def build_classifier(config: Any) -> ResNet:
     c = config.classifier
     return make_resnet(int(c.depth), width=float(c.width), in_channels=1, dropout=float(c.dropout),
                        head_units=int(c.head_units), seed=int(config.seed))
+
+
+INIT_PREFIX = "torchvision:"
+IMPORTED_MARKER = "IMPORTED.json"  # WORKDIR/classifier/IMPORTED.json: the classifier was imported, not trained
+
+
+def init_weights_file(config: Any) -> str | None:
+    """The torchvision ``state_dict`` file of ``classifier.init = "torchvision:PATH"``
+    (None for ``"random"``, empty or absent)."""
+    value = config.classifier.get("init", None)
+    if value in (None, "", "random"):
+        return None
+    if not isinstance(value, str) or not value.startswith(INIT_PREFIX) or len(value) == len(INIT_PREFIX):
+        raise ValueError(f"classifier.init must be 'random' or '{INIT_PREFIX}PATH', got {value!r}")
+    return value[len(INIT_PREFIX):]
+
+
+def initial_classifier(config: Any) -> ResNet:
+    """The classifier training starts from (train mode): random, or a torchvision backbone
+    (``classifier.init``; head fresh, stem filters summed for the 1-channel images)."""
+    path = init_weights_file(config)
+    if path is None:
+        return build_classifier(config)
+    from advpath_jax.models.torchvision_import import resnet_from_torchvision
+
+    c = config.classifier
+    model = resnet_from_torchvision(path, depth=int(c.depth), in_channels=1, first_conv="sum",
+                                    dropout=float(c.dropout), head_units=int(c.head_units), seed=int(config.seed))
+    if model.spec.width != float(c.width):
+        raise ValueError(f"{path}: the file's ResNet has width {model.spec.width:g}, the config asks "
+                         f"classifier.width={float(c.width):g} (set classifier.width={model.spec.width:g})")
+    model.train()
+    return model
 
 
 @functools.lru_cache(maxsize=32)
@@ -160,7 +195,7 @@ def classifier_task(config: Any, train: dict[str, np.ndarray], val: dict[str, np
     seed = int(config.seed)
 
     def init_state():
-        m = build_classifier(config)
+        m = initial_classifier(config)
         return {"models": {MODEL: nnx.state(m)}, "opt": {MODEL: tx.init(nnx.state(m, nnx.Param))}}
 
     def train_step(state, batch, key, lr_scale):
@@ -205,6 +240,9 @@ def train_classifier(config: Any, workdir: str, *, mesh: Mesh | None = None,
     """
     mesh = data_mesh() if mesh is None else mesh
     out_dir = model_dir(workdir, MODEL)
+    if os.path.exists(os.path.join(out_dir, IMPORTED_MARKER)):
+        raise ValueError(f"{out_dir} holds an imported classifier ({IMPORTED_MARKER}); it is not "
+                         f"retrained. Train in another --workdir.")
     save_run_config(out_dir, config)
     train, val = _load(config, "train"), _load(config, "val")
     task = classifier_task(config, train, val, mesh)

@@ -41,17 +41,16 @@ def train(model: str, config, workdir: str):
 
 def main(args: argparse.Namespace) -> int:
     from advpath_jax.config_utils import load_config
+    from advpath_jax.training.stage_record import ensure_record
     from advpath_jax.training.trainer import NonFiniteLossError
 
     try:
         config = load_config(args.config, args.overrides)
+        ensure_record(config, args.workdir, args.model)  # same settings as any earlier training here
         summary = train(args.model, config, args.workdir)
-    except NonFiniteLossError as err:
+    except NonFiniteLossError as err:  # other errors: one line, exit 2 (advpath_jax.cli)
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     if summary:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
         print(f"[{args.model}] done: {shown}")

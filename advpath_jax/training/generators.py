@@ -1,4 +1,4 @@
-"""Adversarial generators against a frozen classifier (DESIGN §3): CyCE, SyCE, SAGen.
+"""Adversarial generators against a frozen classifier (the authors' CyCE/SyCE code; docs/training.md#generators): CyCE, SyCE, SAGen.
 
 The classifier f (sigmoid of the ResNet logit) is loaded from ``WORKDIR/classifier`` and
 frozen (eval mode). Each image's class is the classifier's *prediction*

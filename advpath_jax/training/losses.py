@@ -1,4 +1,4 @@
-"""Loss primitives of the generators and the classifier (DESIGN §3, §6).
+"""Loss primitives of the generators and the classifier (docs/training.md: Generators, Classifier).
 
 All take and return ``jnp`` arrays and reduce to a scalar mean. Classifier and
 discriminator outputs are passed as *logits* (the BCE of a probability

@@ -243,6 +243,51 @@ def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray
         monitor="loss", mode="min", fingerprint=mgen_fingerprint(config))
 
 
+# ----------------------------------------------------------------------------- quality figure
+
+def destruction_figures(logit_fn: Callable, images: np.ndarray, masks: np.ndarray,
+                        blur_sigma: float) -> dict[str, float]:
+    """MGen's quality figure, as the generators' flip rate: the share of images ``[N,H,W,C]``
+    whose destroyed image ``Φ(x, m) = x (1 − m) + blur(x) m`` (masks ``[N,H,W]``, 1 = salient)
+    is given another predicted class than ``x``, and the mean mask area ``mean(m)``."""
+    from advpath_jax.explain.mpert import deletion_flips
+
+    flips = deletion_flips(logit_fn, images, masks, blur_sigma)
+    return {"flip_rate": float(np.mean(flips)), "mean_mask_area": float(np.mean(np.asarray(masks)))}
+
+
+def mgen_quality(mgen: MGen, classifier: nnx.Module, images: np.ndarray, blur_sigma: float,
+                 batch_size: int = 64) -> dict[str, float]:
+    """:func:`destruction_figures` of a trained MGen's masks on ``images [N,H,W,C]`` (in batches)."""
+    from advpath_jax.attribution.adapters import score_fn
+    from advpath_jax.explain.mgen import mgen_maps
+
+    f, logit_fn = score_fn(classifier), score_fn(classifier, output="logit")
+    flips, areas = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        out = destruction_figures(logit_fn, x, np.asarray(mgen_maps(mgen, f, x)), blur_sigma)
+        flips.append(out["flip_rate"] * len(x))
+        areas.append(out["mean_mask_area"] * len(x))
+    return {"flip_rate": float(sum(flips) / len(images)), "mean_mask_area": float(sum(areas) / len(images))}
+
+
+def quality_report(config: Any, workdir: str) -> dict[str, float]:
+    """``flip_rate_val``, ``flip_rate`` (test), ``mean_mask_area`` (test), ``mean_mask_area_val``
+    of the trained MGen of ``workdir`` (stored with its model metrics)."""
+    from advpath_jax.training.classifier import load_classifier
+
+    classifier = load_classifier(workdir, config)
+    model = load_mgen(workdir, config)
+    sigma = MGenLossSettings.from_config(config.mgen, int(config.data.image_size)).blur_sigma
+    val = mgen_quality(model, classifier, load_split_images(config, "val"), sigma)
+    test = mgen_quality(model, classifier, load_split_images(config, "test"), sigma)
+    print(f"[mgen] flip rate val {val['flip_rate']:.3f}, test {test['flip_rate']:.3f}; "
+          f"mean mask area test {test['mean_mask_area']:.3f}")
+    return {"flip_rate_val": val["flip_rate"], "flip_rate": test["flip_rate"],
+            "mean_mask_area": test["mean_mask_area"], "mean_mask_area_val": val["mean_mask_area"]}
+
+
 def train_mgen(config: Any, workdir: str, *, max_steps: int | None = None) -> dict[str, Any]:
     """Train (or resume) MGen in ``WORKDIR/mgen`` against the classifier of ``WORKDIR/classifier``.
 
@@ -259,9 +304,10 @@ def train_mgen(config: Any, workdir: str, *, max_steps: int | None = None) -> di
     options = trainer.FitOptions.from_config(config.mgen, int(config.seed), max_steps=max_steps)
     result = trainer.fit(task, out_dir, options)
     best = [row for row in result.history if row.get("epoch") == result.best_epoch]
+    quality = {} if result.stopped_early else quality_report(config, workdir)
     return {"stopped_early": result.stopped_early, "best_epoch": result.best_epoch,
             "best_val_loss": result.best_value, **({k: v for k, v in best[0].items() if k.startswith("val_")}
-                                                   if best else {})}
+                                                   if best else {}), **quality}
 
 
 def load_mgen(workdir: str, config: Any, *, which: str = "best") -> MGen:

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from jax.tree_util import Partial
 
 import advpath_jax as ap
@@ -56,16 +57,95 @@ def test_score_fn_is_eval_mode_sigmoid_and_leaves_model_untouched(tiny_resnet):
         ap.score_fn(tiny_resnet, output="softmax")
 
 
-def test_resnet_gradcam_matches_manual_composition(tiny_resnet):
-    x = jax.random.uniform(jax.random.key(2), (2, 64, 64, 1))
-    features, head = features_and_head(tiny_resnet)
+def _manual_gradcam(model, x, stage, sign):
+    """GradCAM by hand: gradient of sign · logit at the stage's map, channel weights, ReLU, resize."""
+    features, head = features_and_head(model, output="logit", stage=stage)
     a = np.asarray(features(x), np.float64)
     g = np.asarray(jax.grad(lambda aa: jnp.sum(head(aa)))(jnp.asarray(a, jnp.float32)), np.float64)
-    small = np.maximum(np.einsum("bhwk,bk->bhw", a, g.mean(axis=(1, 2))), 0)
-    expected = np.stack([numpy_bilinear_resize(m, 64, 64) for m in small])
+    small = np.maximum(sign[:, None, None] * np.einsum("bhwk,bk->bhw", a, g.mean(axis=(1, 2))), 0)
+    return np.stack([numpy_bilinear_resize(m, x.shape[1], x.shape[2]) for m in small])
+
+
+def test_resnet_gradcam_matches_manual_composition(tiny_resnet):
+    x = jax.random.uniform(jax.random.key(2), (2, 64, 64, 1))
+    p = np.asarray(ap.score_fn(tiny_resnet)(x))
+    sign = np.where(p >= 0.5, 1.0, -1.0)
+    for stage in (2, 4):
+        expected = _manual_gradcam(tiny_resnet, x, stage, sign)
+        cam = np.asarray(ap.resnet_gradcam(tiny_resnet, x, stage=stage))
+        assert cam.shape == (2, 64, 64)
+        np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-6 * max(expected.max(), 1e-12))
+
+
+def _with_output_bias(model, bias):
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, state)
+    copy.fc2.bias[...] = jnp.full_like(copy.fc2.bias[...], bias)
+    return copy
+
+
+def test_gradcam_of_class0_image_explains_minus_logit(tiny_resnet):
+    x = jax.random.uniform(jax.random.key(6), (2, 64, 64, 1))
+    negative = _with_output_bias(tiny_resnet, -30.0)           # every image predicted class 0
+    assert np.all(np.asarray(ap.score_fn(negative)(x)) < 0.5)
+    cam = np.asarray(ap.resnet_gradcam(negative, x))           # default stage at 64 px: 2
+    minus = _manual_gradcam(negative, x, 2, np.array([-1.0, -1.0]))
+    plus = _manual_gradcam(negative, x, 2, np.array([1.0, 1.0]))
+    np.testing.assert_allclose(cam, minus, rtol=1e-4, atol=1e-6 * max(minus.max(), 1e-12))
+    assert minus.max() > 0 and plus.max() > 0 and not np.allclose(minus, plus)
+
+
+def test_gradcam_at_64px_is_not_an_upsampled_2x2_grid(tiny_resnet):
+    x = jax.random.uniform(jax.random.key(7), (3, 64, 64, 1))
     cam = np.asarray(ap.resnet_gradcam(tiny_resnet, x))
-    assert cam.shape == (2, 64, 64)
-    np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-6 * max(expected.max(), 1e-12))
+    last = np.asarray(ap.resnet_gradcam(tiny_resnet, x, stage=4))
+    for b in range(3):
+        assert np.linalg.matrix_rank(cam[b], tol=1e-6 * cam[b].max()) > 2
+        assert np.linalg.matrix_rank(last[b], tol=1e-6 * max(last[b].max(), 1e-12)) <= 2
+
+
+def test_gradcam_stage_rule_and_stage_sizes():
+    from advpath_jax.attribution.adapters import default_gradcam_stage
+    from advpath_jax.models.resnet import stage_hw
+
+    # the deepest stage at least 7x7: the paper's last stage (7x7) at 224, stage 2 (8x8) at 64
+    assert default_gradcam_stage((224, 224)) == 4
+    assert default_gradcam_stage((64, 64)) == 2
+    assert default_gradcam_stage((128, 128)) == 3
+    assert default_gradcam_stage((32, 32)) == 1
+    model = make_resnet(18, width=0.125)
+    model.eval()
+    for hw in ((64, 64), (224, 224), (48, 40)):
+        x = jnp.ones((1, *hw, 1))
+        assert [tuple(model.features(x, stage=k).shape[1:3]) for k in (1, 2, 3, 4)] == stage_hw(hw)
+    with pytest.raises(ValueError, match="stage"):
+        model.features(jnp.ones((1, 32, 32, 1)), stage=5)
+
+
+def test_stable_sigmoid_gradient_is_the_closed_form():
+    from advpath_jax.models.probability import stable_sigmoid
+
+    z = np.array([-30.0, -17.0, -2.0, 0.0, 0.5, 17.0, 30.0, 80.0], np.float32)
+    got = np.asarray(jax.vmap(jax.grad(stable_sigmoid))(jnp.asarray(z)))
+    zz = z.astype(np.float64)
+    expected = np.exp(-np.abs(zz)) / (1.0 + np.exp(-np.abs(zz))) ** 2      # σ(z)σ(−z)
+    assert np.all(np.isfinite(got)) and np.all(got > 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(stable_sigmoid(jnp.asarray(z))),
+                                  np.asarray(jax.nn.sigmoid(jnp.asarray(z))))   # values unchanged
+
+
+def test_confident_resnet_has_a_nonzero_gradient_map(tiny_resnet):
+    confident = _with_output_bias(tiny_resnet, 30.0)
+    x = jax.random.uniform(jax.random.key(8), (2, 32, 32, 1))
+    logit = np.asarray(ap.score_fn(confident, output="logit")(x), np.float64)
+    assert np.all(logit > 17) and np.all(np.asarray(ap.score_fn(confident)(x)) == 1.0)
+    sal = np.asarray(ap.gradient_saliency(ap.score_fn(confident), x))
+    logit_sal = np.asarray(ap.gradient_saliency(ap.score_fn(confident, output="logit"), x), np.float64)
+    dsig = np.exp(-logit) / (1.0 + np.exp(-logit)) ** 2                     # σ'(z), closed form
+    assert sal.max() > 0
+    np.testing.assert_allclose(sal, dsig[:, None, None] * logit_sal, rtol=1e-4,
+                               atol=1e-6 * float((dsig[:, None, None] * logit_sal).max()))
 
 
 def test_resnet_family_shapes():

@@ -34,13 +34,24 @@ F = Partial(linear_f, jnp.asarray(PIXEL_W, jnp.float32))
 
 
 def test_patch_geometry():
-    assert default_patch_size(224) == 9 and default_patch_size(64) == 3 and default_patch_size(32) == 1
-    ids, n = region_grid(5, 5, 2)  # 3x3 regions, the last row/column 1 px wide
-    assert n == 9
-    np.testing.assert_array_equal(ids, [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [3, 3, 4, 4, 5],
-                                        [3, 3, 4, 4, 5], [6, 6, 7, 7, 8]])
-    maps = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
-    ids, n = region_grid(5, 7, 3)
+    # the divisor of gcd(H, W) nearest to 9 * min(H, W) / 224 (2.57 at 64, 9 at 224, 1.29 at 32)
+    assert default_patch_size(224) == 8 and default_patch_size(64) == 2 and default_patch_size(32) == 1
+    assert default_patch_size(128) == 4 and default_patch_size(96, 64) == 2
+    ids, n = region_grid(4, 6, 2)
+    assert n == 6
+    np.testing.assert_array_equal(ids, [[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5],
+                                        [3, 3, 4, 4, 5, 5]])
+    # equal-size regions only: a side that leaves border strips is refused
+    for h, w, s in ((5, 5, 2), (64, 64, 3), (224, 224, 9)):
+        with pytest.raises(ValueError, match="does not tile"):
+            region_grid(h, w, s)
+    with pytest.raises(ValueError, match="does not tile"):
+        region_relevance(np.zeros((1, 64, 64), np.float32), 3)
+    for side in (32, 64, 128, 224):
+        ids, n = region_grid(side, side, default_patch_size(side))
+        np.testing.assert_array_equal(np.bincount(ids.reshape(-1)), default_patch_size(side) ** 2)
+    maps = np.random.default_rng(0).random((2, 6, 9)).astype(np.float32)
+    ids, n = region_grid(6, 9, 3)
     ref = np.zeros((2, n))
     for b in range(2):
         np.add.at(ref[b], ids.reshape(-1), maps[b].reshape(-1))
@@ -67,14 +78,14 @@ def test_hand_case_class1_and_class0():
     np.testing.assert_allclose(np.asarray(res0.aopc[0]), expected, atol=1e-6)
 
 
-def test_partial_patches_closed_form():
-    # 5x5, patch 2: region sizes [4,4,2, 4,4,2, 2,2,1]; f = 0.05 + 0.9 * mean(x)
+def test_equal_regions_closed_form():
+    # 6x6, patch 2: nine regions of 4 px; f = 0.05 + 0.9 * mean(x); map = region number + 1,
+    # so the order is 8, 7, ..., 0 and every step removes exactly 4/36 of the mean
     f = lambda x: 0.05 + 0.9 * jnp.mean(x, axis=(1, 2, 3))
-    x = np.ones((1, 5, 5, 1), np.float32)
-    res = aopc_curves(f, x, 0 * x, np.ones((1, 5, 5), np.float32), steps=9, patch_size=2)
-    sizes = np.array([4, 4, 2, 4, 4, 2, 2, 2, 1])
-    order = [0, 1, 3, 4, 2, 5, 6, 7, 8]  # relevance = size; equal sizes by region number
-    s = 0.95 - 0.9 * np.concatenate([[0], np.cumsum(sizes[order])]) / 25
+    x = np.ones((1, 6, 6, 1), np.float32)
+    ids, _ = region_grid(6, 6, 2)
+    res = aopc_curves(f, x, 0 * x, (ids + 1.0)[None].astype(np.float32), steps=9, patch_size=2)
+    s = 0.95 - 0.9 * 4 * np.arange(10) / 36
     np.testing.assert_allclose(np.asarray(res.scores[0]), s, atol=1e-6)
     np.testing.assert_allclose(np.asarray(res.aopc[0]), np.cumsum(s[0] - s) / np.arange(1, 11), atol=1e-6)
     assert abs(float(res.scores[0, -1]) - 0.05) < 1e-6  # everything replaced -> f(x_perturbed)
@@ -95,17 +106,17 @@ def _nonlinear_f(params, x):
 
 def test_chunking_and_jit_invariance():
     rng = np.random.default_rng(2)
-    x = rng.random((5, 8, 8, 1)).astype(np.float32)
-    xp = rng.random((5, 8, 8, 1)).astype(np.float32)
-    maps = rng.random((5, 8, 8)).astype(np.float32)
-    f = Partial(_nonlinear_f, jnp.asarray(rng.normal(size=(8, 8)), jnp.float32))
+    x = rng.random((5, 9, 9, 1)).astype(np.float32)
+    xp = rng.random((5, 9, 9, 1)).astype(np.float32)
+    maps = rng.random((5, 9, 9)).astype(np.float32)
+    f = Partial(_nonlinear_f, jnp.asarray(rng.normal(size=(9, 9)), jnp.float32))
     a = aopc_curves(f, x, xp, maps, steps=7, patch_size=3, chunk_size=5, step_batch=1)
     b = aopc_curves(f, x, xp, maps, steps=7, patch_size=3, chunk_size=2, step_batch=3)
     np.testing.assert_allclose(np.asarray(a.aopc), np.asarray(b.aopc), atol=1e-6)
     c = jax.jit(lambda x, xp, m: aopc_curves(f, x, xp, m, steps=7, patch_size=3).aopc)(x, xp, maps)
     np.testing.assert_allclose(np.asarray(a.aopc), np.asarray(c), atol=1e-6)
     # independent per-image numpy evaluation of the same definition
-    ids, n = region_grid(8, 8, 3)
+    ids, n = region_grid(9, 9, 3)
     rel = np.zeros((5, n))
     for i in range(5):
         np.add.at(rel[i], ids.reshape(-1), maps[i].reshape(-1))

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from advpath_jax.pipeline.explain_cli import prepare_image, read_image
+from advpath_jax.data.imageio import read_grey as read_image
+from advpath_jax.pipeline.explain_cli import prepare_image
 
 
 def test_read_png_npy_nifti_and_dicom(tmp_path):
@@ -9,7 +10,7 @@ def test_read_png_npy_nifti_and_dicom(tmp_path):
 
     img = (np.arange(40 * 50).reshape(40, 50) % 251).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
-    np.testing.assert_array_equal(read_image(str(tmp_path / "a.png")), img.astype(np.float32))
+    np.testing.assert_array_equal(read_image(str(tmp_path / "a.png")), img / 255.0)  # scaled by bit depth
     np.save(tmp_path / "b.npy", img[..., None].astype(np.float32))
     np.testing.assert_array_equal(read_image(str(tmp_path / "b.npy")), img.astype(np.float32))
 

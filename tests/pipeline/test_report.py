@@ -37,6 +37,11 @@ def _fake(seed: int = 0):
     return results, examples
 
 
+def _harmonic(d, p):
+    """Lim et al.'s R written out: the harmonic mean of 1 - D and P."""
+    return 2.0 / (1.0 / (1.0 - d) + 1.0 / p)
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
@@ -63,12 +68,13 @@ def test_markdown(written):
     assert "IoU p98" in md and "FNR p99.5" in md
     for name in METHODS:  # Markdown-escaped in table cells
         assert f"| {name.replace('_', chr(92) + '_')} |" in md
-    assert "ties broken by row-major pixel index" in md
+    assert "np.percentile(map, p)" in md and "ties broken" not in md  # the default rule is named
+    assert "|B \\ GT| / |B|" in md and "2(1 − D)P / ((1 − D) + P)" in md
     m = results["methods"]["CyCE:E"]
     iou = np.asarray(m["iou"][1])
     assert f"{iou.mean():.3f} ± {iou.std():.3f}" in md
     rel = m["relevance"]
-    r1 = (rel["auc_preservation"] - rel["auc_deletion"])[rel["pred"] == 1]
+    r1 = _harmonic(rel["auc_deletion"], rel["auc_preservation"])[rel["pred"] == 1]
     assert f"{r1.mean():.3f} ± {r1.std():.3f}" in md
     # best IoU at p98 is the last method (largest scale), shown in bold
     best = np.asarray(results["methods"]["Random"]["iou"][0])
@@ -88,7 +94,7 @@ def test_results_json(written):
                 assert s["n"] == 5
                 np.testing.assert_allclose([s["mean"], s["std"]], [vals.mean(), vals.std()], rtol=1e-12)
         rel = m["relevance"]
-        r = rel["auc_preservation"] - rel["auc_deletion"]
+        r = _harmonic(rel["auc_deletion"], rel["auc_preservation"])
         for cls, sel in (("0", rel["pred"] == 0), ("1", rel["pred"] == 1), ("ALL", np.ones(8, bool))):
             np.testing.assert_allclose(doc["table2"][name][cls]["R"]["mean"], r[sel].mean(), rtol=1e-12)
             np.testing.assert_allclose(doc["table2"][name][cls]["auc_deletion"]["std"],
@@ -135,3 +141,41 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="masks"):
         write_report(tmp_path, results, {**examples, "masks": examples["masks"][:2]})
     assert os.listdir(tmp_path) == [] or not any(p.startswith(".tmp") for p in os.listdir(tmp_path))
+
+
+def test_tie_rule_named(tmp_path):
+    results, _ = _fake(3)
+    write_report(tmp_path, {**results, "ties": "index"})
+    assert "ties broken by row-major pixel index" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["ties"] == "index"
+    with pytest.raises(ValueError, match="ties"):
+        write_report(tmp_path, {**results, "ties": "include"})
+
+
+def test_evidence_constant_maps_settings_and_per_image(tmp_path):
+    from advpath_jax.pipeline.claims import claim_evidence
+
+    results, _ = _fake(4)
+    rng = np.random.default_rng(4)
+    names = ["Gradient", "IG", "GradCAM", "CyCE:E", "CyCE:E_FI,kσ^v2"]
+    base = rng.random(30)
+    per_image = {"positives": list(range(30)), "subset": list(range(30)), "methods": {
+        n: {"iou": {"98": (base + 0.2 * (n == "CyCE:E_FI,kσ^v2") + 0.01 * rng.standard_normal(30)).tolist()},
+            "R": rng.random(30).tolist(), "aopc": base.tolist()} for n in names}}
+    claims = claim_evidence(per_image, names, aopc_label="AOPC L=10", n_resamples=500)
+    meta = {"explainers": {"GradCAM": {"stage": 2, "map": "8x8"}},
+            "models": {"mgen": {"flip_rate": 0.85, "mean_mask_area": 0.12, "epochs": 3}}}
+    write_report(tmp_path, {**results, "per_image": per_image, "claims": claims, "meta": meta,
+                            "constant_maps": {"Gradient": 0.0, "CyCE:E": 0.25}})
+    md = (tmp_path / "report.md").read_text()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["per_image"] == per_image and doc["constant_maps"]["CyCE:E"] == 0.25
+    comp = next(c for c in doc["claims"]["a"]["comparisons"] if c["method"] == "CyCE:E_FI,kσ^v2")
+    assert comp["versus"] == "CyCE:E" and comp["metrics"]["IoU p98"]["verdict"] == "holds"
+    assert comp["metrics"]["IoU p98"]["low"] > 0.15
+    # identical AOPC values: difference 0 -> inconclusive
+    assert comp["metrics"]["AOPC L=10"]["verdict"] == "inconclusive"
+    assert "## Evidence for the paper's findings" in md and "### (a)" in md and "### (c)" in md
+    assert "| CyCE:E | 25.0% |" in md
+    assert "## Settings" in md and '"stage": 2' in md
+    assert "- mgen: flip_rate 0.850, mean_mask_area 0.120" in md

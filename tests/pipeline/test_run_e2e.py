@@ -11,7 +11,7 @@ TINY = [
     "data.image_size=32", "data.num_train=96", "data.num_val=32", "data.num_test=24",
     "classifier.epochs=1", "generators.epochs=1", "translator.epochs=1", "translator.steps_per_epoch=2",
     "eval.steps=3", "eval.shard_size=16", "eval.subset_size=8", "eval.aopc_steps=4",
-    "eval.relevance_steps=3", "eval.random_repeats=1", "eval.figure_examples=2",
+    "eval.relevance_steps=4", "eval.random_repeats=1", "eval.figure_examples=2",
 ]
 METHODS = ["Gradient", "CyCE:E", "CyCE:E_FI^v2", "CyCE:E_FI,kσ^v2", "Random"]
 
@@ -34,6 +34,19 @@ def test_tiny_run_produces_a_complete_report_and_resumes(tmp_path, capsys):
         assert set(results["table1"][name]) == {"98", "99"}
         assert set(results["table2"][name]) == {"0", "1", "ALL"} or set(results["table2"][name]) >= {"ALL"}
     assert len(results["aopc"]["curves"]) >= len(METHODS) - 1
+    # per-image metrics (the explorer's input) and the findings' evidence
+    per = results["per_image"]
+    n_pos, n_sub = len(per["positives"]), len(per["subset"])
+    for name in METHODS:
+        entry = per["methods"][name]
+        assert set(entry["iou"]) == set(entry["fnr"]) == {"98", "99"}
+        assert len(entry["iou"]["98"]) == n_pos and len(entry["fnr"]["99"]) == n_pos
+        for key in ("R", "auc_deletion", "auc_preservation", "aopc"):
+            assert len(entry[key]) == n_sub
+    assert results["ties"] == "percentile" and set(results["constant_maps"]) == set(METHODS)
+    a = results["claims"]["a"]["comparisons"]
+    assert {(c["method"], c["versus"]) for c in a} == {("CyCE:E_FI^v2", "CyCE:E"), ("CyCE:E_FI,kσ^v2", "CyCE:E")}
+    assert "Evidence for the paper's findings" in report
     for model in ("classifier", "cyce", "translator"):
         assert (workdir / model / "DONE.json").exists()
     assert not (workdir / "syce").exists()  # not needed by these methods
@@ -43,3 +56,13 @@ def test_tiny_run_produces_a_complete_report_and_resumes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "training" not in out and "finished earlier" in out
     assert "[attribution] 0 maps computed" in out
+    # the time table sums both processes: the first one's stages are kept, the run total grows
+    first = results["meta"]["time_table"]
+    again = json.loads((workdir / "results.json").read_text())["meta"]["time_table"]
+    stages = {r["stage"]: r for r in again["rows"]}
+    assert {"train classifier", "train cyce", "train translator", "attribution", "metrics", "report"} <= set(stages)
+    first_att = next(r for r in first["rows"] if r["stage"] == "attribution")
+    assert stages["attribution"]["processes"] == 2 and stages["attribution"]["items"] == first_att["items"] > 0
+    assert stages["attribution"]["wall_s"] >= first_att["wall_s"]
+    assert again["total"]["processes"] == 2 and again["total"]["wall_s"] > first["total"]["wall_s"]
+    assert "## Time" in (workdir / "report.md").read_text()

@@ -118,3 +118,25 @@ def test_bad_arguments_are_rejected(setup):
         ta.efi_v2(f, xs, xe, chunk_size=0)
     with pytest.raises(ValueError, match="output"):
         ta.torch_score_fn(torch.nn.Identity(), output="probability")
+
+
+@pytest.mark.parametrize("impl", ["loop", "vmap"])
+def test_confident_model_maps_match_and_do_not_underflow(rgb_resnet18, th, impl):
+    """Output bias 30 (σ(z) = 1 in float32): both engines differentiate σ as σ(z)σ(−z), so the
+    maps are nonzero and equal (torch.sigmoid's own backward σ(1 − σ) would give 0)."""
+    from flax import nnx
+
+    model, x = rgb_resnet18
+    graphdef, state = nnx.split(model)
+    confident = nnx.merge(graphdef, state)
+    confident.fc2.bias[...] = jnp.full_like(confident.fc2.bias[...], 30.0)
+    x_adv = np.clip(x[::-1] * 0.5 + 0.25, 0.0, 1.0).astype(np.float32)
+    f_jax = advpath_jax.score_fn(confident, "prob")
+    assert np.all(np.asarray(f_jax(jnp.asarray(x))) == 1.0)
+    ref = np.asarray(advpath_jax.path_attribution(f_jax, jnp.asarray(x), jnp.asarray(x_adv), weight="v2",
+                                                  steps=STEPS, chunk_size=CHUNK))
+    f_torch = ta.torch_score_fn(torch_resnet_from_flax(confident), "prob")
+    out = maps_to_numpy(ta.efi_v2(f_torch, images_to_torch(x), images_to_torch(x_adv), steps=STEPS,
+                                  chunk_size=CHUNK, impl=impl))
+    assert ref.max() > 0
+    th.assert_rel_close(out, ref, 1e-4)

@@ -14,6 +14,7 @@ from advpath_jax.bench import torch_bench  # noqa: E402
 
 REQUIRED = ("framework", "impl", "model", "image_size", "steps", "batch", "images_per_s",
             "peak_mem_mb", "ratio_vs_jax", "max_rel_diff")
+RATE_KEYS = ("gflops", "pct_matmul")  # rows with a timed call
 
 
 def _args(tmp_path, *extra: str) -> argparse.Namespace:
@@ -33,6 +34,7 @@ def _check_rows(rows, impls):
         assert r["max_rel_diff"] < 1e-4
         if r["images_per_s"] is not None:
             assert r["ratio_vs_jax"] == pytest.approx(ref["images_per_s"] / r["images_per_s"])
+            assert all(k in r for k in RATE_KEYS), sorted(set(RATE_KEYS) - set(r))
 
 
 def test_bench_in_process_all_impls(tmp_path, capsys):
@@ -47,6 +49,8 @@ def test_bench_in_process_all_impls(tmp_path, capsys):
     assert [r["steps"] for r in report["memory_curve"]] == [4] * 4
     _check_rows(report["memory_curve"], {"engine", "loop", "vmap", "captum"})
     assert report["meta"]["machine"]["cpu_count"] >= 1
+    assert report["meta"]["matmul_gflops"] > 0 and isinstance(report["meta"]["machine"]["cpu_flags"], list)
+    assert "load_warning" in report["meta"] and len(report["meta"]["load_average_start"]) == 3
     assert "| torch | captum | efi_v2_smooth | 2 | 4 |" in capsys.readouterr().out
 
 

@@ -111,6 +111,43 @@ def test_train_save_load_and_maps(setup, tmp_path):
         M.load_mgen(str(tmp_path / "nowhere"), c)
 
 
+def _checker_logit(weights, x):
+    """Logit 20 · (Σ_region checker · x − 0.1): blurring the checker pattern removes class 1."""
+    return 20.0 * (jnp.sum(x[..., 0] * weights, axis=(1, 2)) - 0.1)
+
+
+def test_destruction_figures_known_answer():
+    from jax.tree_util import Partial
+
+    yy, xx = np.mgrid[:H, :H]
+    checker = ((yy + xx) % 2).astype(np.float32) * 2 - 1
+    region = np.zeros((H, H), bool)
+    region[18:26, 4:12] = True
+    logit = Partial(_checker_logit, jnp.asarray(checker * region / region.sum()))
+    images = np.repeat(np.clip(np.where(region, 0.5 + 0.4 * checker, 0.1), 0, 1)[None, ..., None], 4, 0)
+    images = images.astype(np.float32)
+    assert np.all(np.asarray(logit(jnp.asarray(images))) > 0)
+    corner = np.zeros((H, H), np.float32)
+    corner[:8, :8] = 1.0
+    # masks: the region (flips), a corner (keeps), nothing (keeps), 0.9 x the region (flips: the
+    # checker sum 0.4 keeps 10%, 0.04 < 0.1, plus the blurred checker's ~0)
+    masks = np.stack([region.astype(np.float32), corner, np.zeros((H, H), np.float32), 0.9 * region])
+    out = M.destruction_figures(logit, images, masks, blur_sigma=3.0)
+    assert out["flip_rate"] == pytest.approx(2 / 4)
+    assert out["mean_mask_area"] == pytest.approx(masks.mean(), rel=1e-6)
+
+
+def test_mgen_quality_is_the_figure_of_its_masks(setup):
+    from advpath_jax.attribution.adapters import score_fn
+
+    c, classifier, images = setup
+    model = M.make_mgen(M.mgen_spec(c), seed=0)
+    q = M.mgen_quality(model, classifier, images[:5], blur_sigma=2.0, batch_size=2)
+    masks = np.asarray(mgen_maps(model, score_fn(classifier), images[:5]))
+    ref = M.destruction_figures(score_fn(classifier, output="logit"), images[:5], masks, 2.0)
+    assert q == pytest.approx(ref, abs=1e-6)
+
+
 def test_bad_training_images_are_refused(setup):
     c, classifier, images = setup
     with pytest.raises(ValueError, match="training images"):
