@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from jax.tree_util import Partial
 
+from tests_helpers import tiny_run_argv
+
 
 def tiny_cnn_params(key, channels: int = 1, hidden: int = 4):
     k1, k2, k3 = jax.random.split(key, 3)
@@ -33,6 +35,18 @@ def tiny_cnn_logit(params, x):
 
 def tiny_cnn_prob(params, x):
     return jax.nn.sigmoid(tiny_cnn_logit(params, x))
+
+
+@pytest.fixture(scope="session")
+def tiny_finished_run(tmp_path_factory):
+    """Work directory of ONE finished tiny `advpath run` (classifier, CyCE, translator; 24 test
+    images), shared by the end-to-end, explorer and reuse tests so the suite trains it once.
+    Tests may add a second (resuming) run to it but must not change its models or maps."""
+    from advpath_jax.cli import main as cli_main
+
+    workdir = tmp_path_factory.mktemp("tiny") / "run"
+    assert cli_main(tiny_run_argv(workdir)) == 0
+    return workdir
 
 
 @pytest.fixture(scope="session")

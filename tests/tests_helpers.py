@@ -31,3 +31,20 @@ def numpy_bilinear_resize(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray
     top = img[r0][:, c0] * (1 - cw) + img[r0][:, c1] * cw
     bottom = img[r1][:, c0] * (1 - cw) + img[r1][:, c1] * cw
     return top * (1 - rw)[:, None] + bottom * rw[:, None]
+
+
+#: settings of the one tiny end-to-end `advpath run` the suite makes (32 px, one epoch each)
+TINY_RUN_SETTINGS = [
+    "data.image_size=32", "data.num_train=96", "data.num_val=32", "data.num_test=24",
+    "classifier.epochs=1", "generators.epochs=1", "translator.epochs=1", "translator.steps_per_epoch=2",
+    "eval.steps=3", "eval.shard_size=16", "eval.subset_size=8", "eval.aopc_steps=4",
+    "eval.relevance_steps=4", "eval.random_repeats=1", "eval.figure_examples=2",
+]
+TINY_RUN_METHODS = ["Gradient", "CyCE:E", "CyCE:E_FI^v2", "CyCE:E_FI,kσ^v2", "Random"]
+
+
+def tiny_run_argv(workdir) -> list[str]:
+    argv = ["run", "--workdir", str(workdir), "--methods", ",".join(TINY_RUN_METHODS)]
+    for item in TINY_RUN_SETTINGS:
+        argv += ["--set", item]
+    return argv

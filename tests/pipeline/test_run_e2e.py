@@ -7,22 +7,13 @@ import pytest
 
 from advpath_jax.cli import main as cli_main
 
-TINY = [
-    "data.image_size=32", "data.num_train=96", "data.num_val=32", "data.num_test=24",
-    "classifier.epochs=1", "generators.epochs=1", "translator.epochs=1", "translator.steps_per_epoch=2",
-    "eval.steps=3", "eval.shard_size=16", "eval.subset_size=8", "eval.aopc_steps=4",
-    "eval.relevance_steps=4", "eval.random_repeats=1", "eval.figure_examples=2",
-]
-METHODS = ["Gradient", "CyCE:E", "CyCE:E_FI^v2", "CyCE:E_FI,kσ^v2", "Random"]
+from tests_helpers import TINY_RUN_METHODS as METHODS, tiny_run_argv
 
 
 @pytest.mark.slow
-def test_tiny_run_produces_a_complete_report_and_resumes(tmp_path, capsys):
-    workdir = tmp_path / "run"
-    argv = ["run", "--workdir", str(workdir), "--methods", ",".join(METHODS)]
-    for item in TINY:
-        argv += ["--set", item]
-    assert cli_main(argv) == 0
+def test_tiny_run_produces_a_complete_report_and_resumes(tiny_finished_run, capsys):
+    workdir = tiny_finished_run
+    argv = tiny_run_argv(workdir)
     report = (workdir / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report
     assert "figure1_examples.png" in report and "figure2_aopc.png" in report

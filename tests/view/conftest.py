@@ -1,4 +1,4 @@
-"""Explorer test inputs: a tiny finished `advpath run` (classifier, CyCE, translator; 12 test
+"""Explorer test inputs: a tiny finished `advpath run` (the suite's shared one; 24 test
 images) and an explorer written from FIXTURE arrays and a FIXTURE results dict (for the browser)."""
 
 from __future__ import annotations
@@ -6,32 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advpath_jax.cli import main as cli_main
-
-TINY = [
-    "data.image_size=32", "data.num_train=64", "data.num_val=16", "data.num_test=12",
-    "classifier.epochs=1", "generators.epochs=1", "generators.steps_per_epoch=2",
-    "translator.epochs=1", "translator.steps_per_epoch=1",
-    "eval.steps=2", "eval.shard_size=8", "eval.subset_size=6", "eval.aopc_steps=2",
-    "eval.relevance_steps=2", "eval.random_repeats=1", "eval.figure_examples=1",
-]
-METHODS = ["Gradient", "CyCE:E", "Random"]
+from tests_helpers import TINY_RUN_METHODS
 
 
 @pytest.fixture(scope="session")
 def tiny_methods() -> list[str]:
-    return list(METHODS)
+    return list(TINY_RUN_METHODS)
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """Work directory of a finished tiny run (its explorer written by `advpath run` itself)."""
-    workdir = tmp_path_factory.mktemp("view") / "run"
-    argv = ["run", "--workdir", str(workdir), "--methods", ",".join(METHODS)]
-    for item in TINY:
-        argv += ["--set", item]
-    assert cli_main(argv) == 0
-    return workdir
+def tiny_run(tiny_finished_run):
+    """Work directory of the suite's finished tiny run (its explorer written by `advpath run` itself)."""
+    return tiny_finished_run
 
 
 def fixture_per_image(results: dict, labels: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict:

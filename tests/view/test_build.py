@@ -118,7 +118,7 @@ def test_run_writes_the_explorer_and_links_it(tiny_run, tiny_methods):
     assert "explorer/index.html" in (tiny_run / "report.md").read_text()
     assert (tiny_run / "explorer" / "index.html").stat().st_size > 5000
     n = index["n"]
-    assert n == 12 and len(index["images"]["id"]) == n
+    assert n == 24 and len(index["images"]["id"]) == n
     assert [m["name"] for m in index["methods"]] == METHODS
     assert all(m["has"] == "1" * n for m in index["methods"])
     if "per_image" in json.loads((tiny_run / "results.json").read_text()):
@@ -190,12 +190,12 @@ def test_partially_attributed_run_shows_what_exists(tiny_run, tmp_path, capsys):
     assert cli_main(["view", str(workdir), "--out", str(tmp_path / "site")]) == 0
     printed = capsys.readouterr().out
     assert "Gradient: shard(s) 1 of 2 missing in " + str(workdir / "maps" / "Gradient") in printed
-    assert "Gradient: maps missing for 4 of 12 images" in printed
-    assert "Random: maps missing for 12 of 12 images" in printed
+    assert "Gradient: maps missing for 8 of 24 images" in printed
+    assert "Random: maps missing for 24 of 24 images" in printed
     index = json.loads((tmp_path / "site" / "index.json").read_text())
     has = {m["name"]: m["has"] for m in index["methods"]}
-    assert has["Gradient"] == "1" * 8 + "0" * 4 and has["Random"] == "0" * 12 and has["CyCE:E"] == "1" * 12
-    assert not (tmp_path / "site" / "map" / "Gradient" / "9.png").exists()
+    assert has["Gradient"] == "1" * 16 + "0" * 8 and has["Random"] == "0" * 24 and has["CyCE:E"] == "1" * 24
+    assert not (tmp_path / "site" / "map" / "Gradient" / "20.png").exists()
     assert any("Gradient: maps missing" in t for t in index["notices"])
 
 
