@@ -88,7 +88,7 @@ def path_integral(f: Callable, path: Callable, alphas: np.ndarray, weights: np.n
     def chunk_sum(alpha_chunk, weight_chunk):
         return _chunk_sum(grad_f, path, integrand, alpha_chunk, weight_chunk)
 
-    def one_point(alpha, weight):
+    def term_shape(alpha, weight):  # only traced by eval_shape: ∇f(γ) has the shape of γ
         point, velocity = path(alpha)
         return weight * integrand(point, velocity)
 
@@ -97,7 +97,7 @@ def path_integral(f: Callable, path: Callable, alphas: np.ndarray, weights: np.n
     steps = alphas.shape[0]
     n_full = steps // chunk_size
     remainder = steps - n_full * chunk_size
-    out_shape = jax.eval_shape(one_point, jnp.float32(0.0), jnp.float32(0.0))
+    out_shape = jax.eval_shape(term_shape, jnp.float32(0.0), jnp.float32(0.0))
     total = jnp.zeros(out_shape.shape, out_shape.dtype)
     if n_full > 0:
         full_a = jnp.asarray(alphas[: n_full * chunk_size].reshape(n_full, chunk_size))

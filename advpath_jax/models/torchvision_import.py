@@ -201,15 +201,18 @@ def fill_model(model: ResNet, sd: Mapping[str, np.ndarray], names: Mapping[tuple
         value = sd[key]
         if key == "conv1.weight":
             value = _first_conv(value, in_channels, source)
-        value = _flax_layout(value)
-        var = flat[path]
-        expected = tuple(np.shape(var.get_value()))
-        if tuple(value.shape) != expected:
-            raise ValueError(f"{source}: key {key!r} has shape {tuple(sd[key].shape)}, which does not "
-                             f"fit the model's {'/'.join(map(str, path))} {expected} (Flax layout)")
-        var.set_value(jnp.asarray(value, jnp.float32))
+        _set_param(flat[path], _flax_layout(value), key, tuple(sd[key].shape), path, source)
     nnx.update(model, state)
     return model
+
+
+def _set_param(var, value: np.ndarray, key: str, file_shape: tuple, path: tuple, source: str) -> None:
+    """Write ``value`` (already in Flax layout) into ``var``, refusing a shape that does not fit."""
+    expected = tuple(np.shape(var.get_value()))
+    if tuple(value.shape) != expected:
+        raise ValueError(f"{source}: key {key!r} has shape {file_shape}, which does not fit "
+                         f"the model's {'/'.join(map(str, path))} {expected} (Flax layout)")
+    var.set_value(jnp.asarray(value, jnp.float32))
 
 
 def _depth_hint(sd: Mapping[str, np.ndarray]) -> str:
@@ -376,11 +379,5 @@ def _fill_head(model: ResNet, fc: Mapping[str, np.ndarray], names: Mapping[tuple
     state = nnx.state(model, nnx.Param)
     flat = dict(nnx.to_flat_state(state))
     for path, key in names.items():
-        value = _flax_layout(fc[key])
-        var = flat[path]
-        expected = tuple(np.shape(var.get_value()))
-        if tuple(value.shape) != expected:
-            raise ValueError(f"{source}: key {key!r} has shape {tuple(fc[key].shape)}, which does not fit "
-                             f"the model's {'/'.join(map(str, path))} {expected} (Flax layout)")
-        var.set_value(jnp.asarray(value, jnp.float32))
+        _set_param(flat[path], _flax_layout(fc[key]), key, tuple(fc[key].shape), path, source)
     nnx.update(model, state)
