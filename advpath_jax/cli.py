@@ -21,6 +21,8 @@ import argparse
 import importlib
 import sys
 
+from advpath_jax.errors import EXPECTED_ERRORS, one_line
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("advpath_jax.pipeline.run_cli", "data -> classifier -> generators -> maps -> metrics -> report"),
@@ -63,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report_error(err: Exception, argv: list[str], debug: bool) -> int:
     """Print ``err`` in the project's style; the exit status (2 expected, 1 a bug)."""
-    from advpath_jax.errors import EXPECTED_ERRORS, one_line
-
     if debug:
         raise err
     if isinstance(err, EXPECTED_ERRORS):

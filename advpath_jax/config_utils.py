@@ -2,14 +2,22 @@
 
 A config file defines ``get_config() -> ml_collections.ConfigDict``. A config may be
 named by path (``configs/synth_chest.py``) or by bare name (``synth_chest``), which is
-looked up in ``./configs`` and then in the ``configs/`` folder beside the package.
+looked up in ``./configs`` and then in the ``configs/`` folder beside the package. A config
+file imports only ``ml_collections`` and the ``common.py`` beside it (plain data: reading a
+config loads neither JAX nor this package).
+
+:func:`jsonable` and :func:`fingerprint_of` turn config sections into plain JSON values
+(the checkpoint fingerprints and the settings records compare those).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import pathlib
+import sys
+from typing import Any, Iterator, Mapping, Sequence
 
 import ml_collections
 
@@ -43,15 +51,35 @@ def load_config(path_or_name: str | None = None,
     path = resolve_config_path(path_or_name)
     spec = importlib.util.spec_from_file_location(f"advpath_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # a broken config file: say which
-        raise ValueError(f"could not execute config file {path}: {err}") from err
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} defines no get_config()")
-    config = module.get_config()
+    with config_folder_importable(path.parent):
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # a broken config file: say which
+            raise ValueError(f"could not execute config file {path}: {err}") from err
+        if not hasattr(module, "get_config"):
+            raise ValueError(f"config file {path} defines no get_config()")
+        config = module.get_config()
     apply_overrides(config, overrides or [])
     return config
+
+
+@contextlib.contextmanager
+def config_folder_importable(folder: pathlib.Path) -> Iterator[None]:
+    """Let a config file ``import common`` (and its other siblings) from its own folder.
+
+    The folder is first on ``sys.path`` meanwhile; modules of the same names imported before
+    are set aside and restored after, and the siblings imported meanwhile are forgotten, so two
+    config folders with their own ``common.py`` never see each other's."""
+    siblings = {p.stem for p in folder.glob("*.py")}
+    set_aside = {name: sys.modules.pop(name) for name in siblings if name in sys.modules}
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(set_aside)
 
 
 def parse_value(text: str):
@@ -84,3 +112,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             node[leaf] = value
         except TypeError as err:
             raise ValueError(f"override {item!r}: {err}") from err
+
+
+def jsonable(value: Any) -> Any:
+    """Config values -> plain JSON values (tuples become lists, ConfigDicts and mappings sorted dicts)."""
+    if isinstance(value, Mapping) or hasattr(value, "to_dict"):
+        items = value.to_dict().items() if hasattr(value, "to_dict") else value.items()
+        return {str(k): jsonable(v) for k, v in sorted(items)}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return str(value)
+
+
+def fingerprint_of(section: Any, fields: Sequence[str]) -> dict[str, Any]:
+    """The named fields of a config section as a JSON-able dict (missing fields -> None)."""
+    get = section.get if hasattr(section, "get") else lambda name: getattr(section, name, None)
+    return {name: jsonable(get(name)) for name in fields}

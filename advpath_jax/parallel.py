@@ -57,3 +57,31 @@ def pad_batch(x: jax.Array | np.ndarray, multiple: int) -> tuple[jax.Array, int]
     xp = jnp if isinstance(x, jax.Array) else np
     tail = xp.repeat(x[-1:], extra, axis=0)
     return xp.concatenate([x, tail], axis=0), n
+
+
+def pad_and_shard(batch: Any, mesh: Mesh | None = None, *, replicated: Any = None,
+                  dtype: Any = None) -> tuple[Any, Any, int, Mesh]:
+    """The set-up of a data-parallel ``jax.jit`` call, in one place.
+
+    Every leaf of ``batch`` (a pytree of arrays with a common leading batch axis ``[B, ...]``)
+    is converted to a JAX array (of ``dtype`` if given), padded along axis 0 to a multiple of
+    the mesh's device count (:func:`pad_batch`) and, on more than one device, split over the
+    'data' axis; ``replicated`` (e.g. a model or a ``Partial`` with its parameters) is then
+    placed whole on every device. ``mesh`` defaults to :func:`data_mesh`.
+
+    Returns ``(batch, replicated, n, mesh)``; ``n`` is the original batch size: keep
+    ``result[:n]`` of the program's output.
+    """
+    mesh = data_mesh() if mesh is None else mesh
+    n_dev = mesh.devices.size
+    leaves = jax.tree.leaves(batch)
+    if not leaves:
+        raise ValueError("pad_and_shard: the batch has no arrays")
+    n = int(leaves[0].shape[0])
+    padded = jax.tree.map(lambda a: pad_batch(jnp.asarray(a, dtype), n_dev)[0], batch)
+    if n_dev > 1:
+        padded = shard_batch(padded, mesh)
+        if replicated is not None:
+            replicated = replicate(replicated, mesh)
+    return padded, replicated, n, mesh
+

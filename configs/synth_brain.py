@@ -4,10 +4,8 @@ Override any field from the command line, e.g.
 ``advpath run --config configs/synth_brain.py --set classifier.epochs=3``.
 """
 
+import common
 import ml_collections
-
-from advpath_jax.pipeline.eval_config import eval_section
-from advpath_jax.training.generators import DEFAULT_WEIGHTS
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -48,16 +46,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.classifier.batch_size = 32
     c.classifier.lr = 1e-3  # the paper's 1e-4 needs many more epochs than a CPU budget allows
     c.classifier.lr_schedule = "cosine"  # plateau | cosine: settles the 0.5 threshold (docs/training.md)
+    c.classifier.monitor = "auc"  # validation metric of the best checkpoint and of early stopping
+    c.classifier.early_stop_patience = 4  # stop after 4 epochs without a better one (epochs: the maximum; 0: off)
     c.classifier.augment = True
     c.classifier.eval_batch_size = 256
     c.classifier.progress = True
 
-    # --- generators: CyCE, SyCE, SAGen (advpath_jax.training.generators) ---
+    # --- generators: CyCE, SyCE, SAGen (advpath_jax.generators; trained by advpath_jax.training.generators) ---
     c.generators = ml_collections.ConfigDict()
     c.generators.unet_base_channels = 8
     c.generators.unet_depth = 3
     c.generators.dropout = 0.0          # the paper's 0.2 slows the few CPU steps (docs/training.md)
     c.generators.residual = ("cyce", "sagen")  # x + G(x) before clipping (these kinds): start at the identity
+    c.generators.update_scheme = "joint"  # CyCE/SyCE: one update on both halves; "authors": one per half (docs/training.md)
     c.generators.head_channels = (32, 16)
     c.generators.sagen_class_input = True  # SAGen's U-Net also gets the predicted class ([x, c])
     c.generators.d_base_channels = 8
@@ -74,8 +75,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.progress = True
     # Loss weights (the authors' code, docs/training.md). CyCE / SyCE: the paper's. SAGen's loss is inferred; its
     # weights are tuned here (docs/training.md).
-    c.generators.cyce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["cyce"])
-    c.generators.syce_weights = ml_collections.ConfigDict(DEFAULT_WEIGHTS["syce"])
+    c.generators.cyce_weights = ml_collections.ConfigDict(common.CYCE_WEIGHTS)
+    c.generators.syce_weights = ml_collections.ConfigDict(common.SYCE_WEIGHTS)
     c.generators.sagen_weights = ml_collections.ConfigDict(
         {"cls": 0.1, "adv": 0.2, "rec_s": 10.0, "rec_a": 2.0})
 
@@ -135,5 +136,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.mpert.batch_size = 64              # images optimised together
 
     # --- evaluation (advpath_jax.metrics / pipeline) ---
-    c.eval = eval_section()  # fields documented in advpath_jax/pipeline/eval_config.py
+    c.eval = common.eval_section()  # fields documented in advpath_jax/pipeline/eval_config.py
     return c

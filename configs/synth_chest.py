@@ -6,13 +6,12 @@ Override any field from the command line, e.g.
 ``advpath run --config configs/synth_chest.py --set classifier.epochs=3``.
 """
 
+import common
 import ml_collections
-
-from advpath_jax.config_utils import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = load_config("synth_brain")
+    c = common.derive("synth_brain")
     c.name = "synth_chest"
     c.data.name = "synth_chest"
     c.data.positive_fraction = 0.40      # exact share of images with opacities

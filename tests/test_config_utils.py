@@ -1,6 +1,7 @@
 import pytest
 
 from advpath_jax.config_utils import load_config
+from advpath_jax.generators import loss_weights
 
 CONFIGS = ["synth_brain", "synth_chest", "brain_tumor", "pneumonia"]
 
@@ -15,7 +16,6 @@ def test_every_config_loads_with_the_sections_the_pipeline_needs(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_config_carries_the_papers_cyce_syce_loss_weights(name):
-    from advpath_jax.training.generators import loss_weights
     c = load_config(name)
     # the authors' CyCE/SyCE loss weights (docs/training.md), written out here independently of the package's defaults
     assert loss_weights(c, "cyce") == {"adv": 0.2, "gan": 0.25, "rec": 10.0, "cls": 0.005}

@@ -16,7 +16,10 @@ import jax
 from flax import nnx
 from jax.tree_util import Partial
 
-from advpath_jax.models.probability import stable_sigmoid
+from advpath_jax.attribution.methods import gradcam
+from advpath_jax.models.probability import predicted_class, signed_class, stable_sigmoid
+from advpath_jax.models.resnet import stage_hw
+from advpath_jax.validation import check_images
 
 OUTPUTS = ("prob", "logit")
 
@@ -87,8 +90,6 @@ GRADCAM_MIN_SIDE = 7
 
 def default_gradcam_stage(image_hw: tuple[int, int], min_side: int = GRADCAM_MIN_SIDE) -> int:
     """The deepest ResNet stage (1-4) whose map is at least ``min_side`` a side (stage 1 if none)."""
-    from advpath_jax.models.resnet import stage_hw
-
     sizes = stage_hw(image_hw)
     fitting = [k for k, hw in enumerate(sizes, start=1) if min(hw) >= min_side]
     return max(fitting) if fitting else 1
@@ -102,10 +103,7 @@ def resnet_gradcam(model: nnx.Module, x: jax.Array, stage: int | None = None, **
     ``(2c − 1)·z`` (Selvaraju et al. use the class score before the softmax), with
     ``c = 1[σ(z) >= 0.5]`` from :func:`advpath_jax.models.probability.predicted_class`.
     """
-    from advpath_jax.attribution.methods import check_image_batch, gradcam
-    from advpath_jax.models.probability import predicted_class, signed_class
-
-    check_image_batch(x, "x")
+    check_images(x, name="x", value_range=None)
     stage = default_gradcam_stage(x.shape[1:3]) if stage is None else stage
     features, head = features_and_head(model, "logit", stage)
     feats = features(x)

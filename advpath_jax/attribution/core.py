@@ -38,12 +38,15 @@ MAX_IMAGES_IN_FLIGHT = 64
 Integrand = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def as_partial(fn: Callable) -> Partial:
-    """Wrap a plain callable so it can cross ``jax.jit`` (arrays it closes over become constants)."""
+def as_partial(fn: Callable, name: str = "f") -> Partial:
+    """Wrap a callable (a score function, a decoder) so it can be passed through ``jax.jit``
+    as an argument: a ``jax.tree_util.Partial`` is kept as is (its bound arguments, e.g.
+    parameters, stay traced leaves); any other callable becomes ``Partial(fn)`` (hashed by
+    identity; arrays it closes over become constants). ``name`` names it in the error."""
     if isinstance(fn, Partial):
         return fn
     if not callable(fn):
-        raise ValueError(f"expected a callable, got {type(fn).__name__}")
+        raise ValueError(f"{name}: expected a callable, got {type(fn).__name__}")
     return Partial(fn)
 
 

@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 from jax.tree_util import Partial
@@ -34,10 +33,10 @@ from advpath_jax import parallel
 from advpath_jax.attribution import core
 from advpath_jax.attribution.adapters import eval_split
 from advpath_jax.attribution.methods import (FinishMap, FinishStacked, StackedIntegrand, Weight,
-                                             WeightedIntegrand, check_image_batch, check_smoothing,
-                                             resolve_weight)
-from advpath_jax.attribution.weights import weight_name
+                                             WeightedIntegrand, check_smoothing)
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
+from advpath_jax.attribution.weights import parse_weight, weight_name
+from advpath_jax.validation import check_images
 
 
 def _latent_point(decode, z_start, z_end, alpha):
@@ -48,7 +47,7 @@ def _latent_point(decode, z_start, z_end, alpha):
 
 def latent_path(decode: Callable, z_start: Any, z_end: Any) -> Partial:
     """``alpha -> (γ(α), γ'(α))`` for γ(α) = decode(z_start + α (z_end − z_start))."""
-    return Partial(_latent_point, core.as_partial(decode), z_start, z_end)
+    return Partial(_latent_point, core.as_partial(decode, "decode"), z_start, z_end)
 
 
 def manifold_path_attribution(f: Callable, decode: Callable, z_start: Any, z_end: Any, *,
@@ -81,7 +80,7 @@ def manifold_path_attribution_multi(f: Callable, decode: Callable, z_start: Any,
 
 
 def _gradient_weight(weight: Weight):
-    weight_fn = resolve_weight(weight)
+    weight_fn = parse_weight(weight)
     if weight_fn is None:
         raise ValueError("weight 'delta' has no meaning on a curved path; use a gradient weight")
     return weight_fn
@@ -103,20 +102,13 @@ def prepare_latent_program(f, decode, z_start, z_end, integrand, finish, *, step
                            mesh) -> tuple[tuple, dict, int]:
     """Pad/shard the latents over the 'data' axis; ``(args, static_kwargs, batch)`` for
     :func:`core.run_path_program` (also usable with ``.lower()`` by the benchmark)."""
-    leaves = _check_latents(z_start, z_end)
+    _check_latents(z_start, z_end)
     alphas, weights = quadrature_rule(rule, steps)
     chunk_size = core.check_chunk_size(chunk_size, len(alphas))
-    mesh = parallel.data_mesh() if mesh is None else mesh
-    n_dev = mesh.devices.size
-    batch = leaves[0].shape[0]
-    pad = lambda t: jax.tree.map(lambda a: parallel.pad_batch(jnp.asarray(a), n_dev)[0], t)  # noqa: E731
-    z_start, z_end = pad(z_start), pad(z_end)
-    f, decode = core.as_partial(f), core.as_partial(decode)
-    if n_dev > 1:
-        z_start, z_end = parallel.shard_batch(z_start, mesh), parallel.shard_batch(z_end, mesh)
-        f, decode = parallel.replicate(f, mesh), parallel.replicate(decode, mesh)
+    (z_start, z_end), (f, decode), batch, mesh = parallel.pad_and_shard(
+        (z_start, z_end), mesh, replicated=(core.as_partial(f), core.as_partial(decode, "decode")))
     if chunk_size is None:
-        chunk_size = core.default_chunk_size(len(alphas), jax.tree.leaves(z_start)[0].shape[0] // n_dev)
+        chunk_size = core.default_chunk_size(len(alphas), jax.tree.leaves(z_start)[0].shape[0] // mesh.devices.size)
     static = dict(integrand=integrand, alphas=tuple(float(a) for a in alphas),
                   weights=tuple(float(w) for w in weights), chunk_size=int(chunk_size), finish=finish)
     return (f, latent_path(decode, z_start, z_end)), static, batch
@@ -184,8 +176,8 @@ def syce_manifold_path_attribution(f: Callable, generators: dict, x: jax.Array, 
     :func:`manifold_path_attribution` (or, with ``multi=True``,
     :func:`manifold_path_attribution_multi`, returning a dict of maps).
     """
-    check_image_batch(x, "x")
-    check_image_batch(x_adv, "x_adv")
+    check_images(x, name="x", value_range=None)
+    check_images(x_adv, name="x_adv", value_range=None)
     decode, z_start, z_end = syce_latents(generators, x_adv, x, c)
     if multi:  # several weights from one pass: returns {name: [B,H,W]}
         return manifold_path_attribution_multi(f, decode, z_start, z_end, **kwargs)

@@ -15,29 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Union
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
-from jax.tree_util import Partial
 
 from advpath_jax import parallel
 from advpath_jax.attribution import core
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
 from advpath_jax.attribution.smoothing import gaussian_smooth
-
-from advpath_jax.attribution.weights import (DELTA_WEIGHT, Weight, WeightFn, parse_weight,
-                                             registered_weights, weight_name, weight_v1, weight_v2)
-
-NAMED_WEIGHTS = registered_weights()  # the built-ins; see advpath_jax.attribution.weights
-
-
-def resolve_weight(weight: Weight) -> WeightFn | None:
-    """A registered name (``"v1"``, ``"v2"``, ...), ``"expr:..."``, ``"module:fn"``,
-    ``"delta"`` (returns None: no gradient) or a callable ``F(grad, delta)``."""
-    return parse_weight(weight)
+from advpath_jax.attribution.weights import Weight, WeightFn, parse_weight, weight_name
+from advpath_jax.validation import check_image_pair, check_images
 
 
 # ---------------------------------------------------------------------------- finishing steps
@@ -93,26 +83,6 @@ def finish_channels(maps: jax.Array, smoothing: tuple[int, float] | None,
 # ---------------------------------------------------------------------------- validation
 
 
-def check_image_batch(x, name: str) -> None:
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise ValueError(f"{name} must be an array [B, H, W, C], got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have rank 4 [B, H, W, C], got shape {tuple(x.shape)}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"{name} must be a floating-point array, got dtype {x.dtype}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch")
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError(f"{name} contains NaN or Inf values")
-
-
-def check_pair(x_start, x_end) -> None:
-    check_image_batch(x_start, "x_start")
-    check_image_batch(x_end, "x_end")
-    if tuple(x_start.shape) != tuple(x_end.shape):
-        raise ValueError(f"x_start and x_end shapes differ: {tuple(x_start.shape)} vs {tuple(x_end.shape)}")
-
-
 def check_smoothing(smoothing) -> tuple[int, float] | None:
     if smoothing is None:
         return None
@@ -135,16 +105,10 @@ def prepare_program(f, make_path, arrays, *, integrand, alphas, weights, chunk_s
     Returns ``(args, static_kwargs, batch)`` for :func:`core.run_path_program`, so that callers
     (the benchmark) can also ``.lower(*args, **static_kwargs)`` it ahead of time.
     """
-    f = core.as_partial(f)
-    mesh = parallel.data_mesh() if mesh is None else mesh
-    n_dev = mesh.devices.size
-    padded = [parallel.pad_batch(jnp.asarray(a, jnp.float32), n_dev)[0] for a in arrays]
-    batch = arrays[0].shape[0]
-    if n_dev > 1:
-        padded = parallel.shard_batch(padded, mesh)
-        f = parallel.replicate(f, mesh)
+    padded, f, batch, mesh = parallel.pad_and_shard(list(arrays), mesh, replicated=core.as_partial(f),
+                                                    dtype=jnp.float32)
     if chunk_size is None:
-        chunk_size = core.default_chunk_size(len(alphas), padded[0].shape[0] // n_dev)
+        chunk_size = core.default_chunk_size(len(alphas), padded[0].shape[0] // mesh.devices.size)
     static = dict(integrand=integrand, alphas=tuple(float(a) for a in alphas),
                   weights=tuple(float(w) for w in weights), chunk_size=int(chunk_size),
                   finish=finish)
@@ -195,9 +159,9 @@ def path_attribution_request(f, x_start, x_end, *, weight="v2", steps=50, rule="
                              smoothing=None, chunk_size=None, reduce_channels=True,
                              mesh=None) -> dict | None:
     """Validated arguments of :func:`prepare_program` for a path map (None for ``"delta"``)."""
-    check_pair(x_start, x_end)
+    check_image_pair(x_start, x_end, value_range=None)
     smoothing = check_smoothing(smoothing)
-    weight_fn = resolve_weight(weight)
+    weight_fn = parse_weight(weight)
     alphas, weights = quadrature_rule(rule, steps)
     chunk_size = core.check_chunk_size(chunk_size, len(alphas))
     if weight_fn is None:
@@ -235,9 +199,9 @@ def integrated_gradients(f: Callable, x: jax.Array, baseline: jax.Array | None =
 def integrated_gradients_request(f, x, baseline=None, *, steps=50, rule="midpoint",
                                  chunk_size=None, reduce_channels=True, mesh=None) -> dict:
     """Validated arguments of :func:`prepare_program` for Integrated Gradients."""
-    check_image_batch(x, "x")
+    check_images(x, name="x", value_range=None)
     baseline = jnp.zeros_like(x) if baseline is None else baseline
-    check_pair(baseline, x)
+    check_image_pair(baseline, x, ("baseline", "x"), value_range=None)
     alphas, weights = quadrature_rule(rule, steps)
     chunk_size = core.check_chunk_size(chunk_size, len(alphas))
     finish = FinishMap(times_delta=True, absolute=False, reduce_channels=reduce_channels)
@@ -248,7 +212,7 @@ def integrated_gradients_request(f, x, baseline=None, *, steps=50, rule="midpoin
 def gradient_saliency(f: Callable, x: jax.Array, *, reduce_channels: bool = True,
                       mesh: Mesh | None = None) -> jax.Array:
     """Gradient saliency ``|∇f(x)|`` (channel sum of absolute values). ``[B,H,W]``."""
-    check_image_batch(x, "x")
+    check_images(x, name="x", value_range=None)
     finish = FinishMap(times_delta=False, absolute=True, reduce_channels=reduce_channels)
     return _run(f, core.linear_path, [x, x], integrand=GradientIntegrand(),
                 alphas=np.zeros(1), weights=np.ones(1), chunk_size=1, finish=finish, mesh=mesh)
@@ -282,7 +246,7 @@ def gradcam(head: Callable, features: jax.Array, image_hw: tuple[int, int], *,
     The gradient is taken by the same core (a one-point path at A). For a ResNet use
     :func:`advpath_jax.attribution.adapters.resnet_gradcam`. Returns ``[B, H, W]``.
     """
-    check_image_batch(features, "features")
+    check_images(features, name="features", value_range=None)
     batch = features.shape[0]
     sign = jnp.ones((batch,), jnp.float32) if class_sign is None else jnp.asarray(class_sign, jnp.float32)
     if sign.shape != (batch,):
@@ -323,10 +287,10 @@ def path_attribution_multi(f: Callable, x_start: jax.Array, x_end: jax.Array, *,
     ∇f(γ_m) are computed once and shared. Keys are the weight names (callables: their
     ``__name__``). Smoothing is linear, so apply :func:`gaussian_smooth` afterwards for kσ.
     """
-    check_pair(x_start, x_end)
+    check_image_pair(x_start, x_end, value_range=None)
     fns = []
     for w in weights:
-        fn = resolve_weight(w)
+        fn = parse_weight(w)
         if fn is None:
             raise ValueError("path_attribution_multi takes gradient weights only (not 'delta')")
         fns.append(fn)

@@ -5,9 +5,15 @@ Kernel: ``k[i, j] ∝ exp(-((i - c)² + (j - c)²) / (2σ²))`` with ``c = (size
 image size: ``(size - 1) // 2`` pixels before and ``size // 2`` after (so an even
 kernel, like the paper's 28×28, is centred half a pixel up-left of a pixel, exactly as
 ``scipy.ndimage.correlate(..., mode="constant", origin=-1)`` for even sizes).
+
+:func:`normalized_blur` is the border-normalised blur ``smooth(v) / smooth(1)`` with an odd
+kernel covering ±3σ (:func:`kernel_size`): the perturbation of MPert, MGen and the
+deletion check (a constant image stays constant up to its border).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -56,3 +62,37 @@ def gaussian_smooth(images: jax.Array, size: int, sigma: float) -> jax.Array:
         precision=jax.lax.Precision.HIGHEST,
     )
     return out[..., 0] if squeeze else out
+
+
+def kernel_size(sigma: float) -> int:
+    """Odd Gaussian support covering ±3σ: ``2⌈3σ⌉ + 1``."""
+    return 2 * int(math.ceil(3.0 * sigma)) + 1
+
+
+def _border_norm(h: int, w: int, size: int, sigma: float) -> np.ndarray:
+    """``smooth(1)`` for an ``[h, w]`` image (zero padding as in ``gaussian_smooth``), in numpy.
+
+    The kernel is separable, so this is the outer product of two 1-D sums; computing it
+    here keeps it out of the compiled program.
+    """
+    g = gaussian_kernel(size, sigma).astype(np.float64).sum(axis=1)  # the 1-D factor (sums to 1)
+    before, after = (size - 1) // 2, size // 2
+
+    def one_axis(n: int) -> np.ndarray:
+        inside = np.pad(np.ones(n), (before, after))
+        return np.correlate(inside, g, mode="valid")
+
+    return np.outer(one_axis(h), one_axis(w)).astype(np.float32)
+
+
+def normalized_blur(images: jax.Array, sigma: float) -> jax.Array:
+    """Gaussian blur of ``[B, H, W]`` or ``[B, H, W, C]`` that ignores pixels outside the image.
+
+    ``smooth(v) / smooth(1)`` with the project's kernel of size :func:`kernel_size`: a
+    constant image stays constant up to its border.
+    """
+    size = kernel_size(sigma)
+    norm = jnp.asarray(_border_norm(images.shape[1], images.shape[2], size, sigma), images.dtype)
+    if images.ndim == 4:
+        norm = norm[..., None]
+    return gaussian_smooth(images, size, sigma) / norm

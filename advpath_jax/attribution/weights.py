@@ -53,6 +53,7 @@ def register_weight(name: str, fn: WeightFn | None = None, *, overwrite: bool = 
 
 
 def registered_weights() -> dict[str, WeightFn]:
+    """``{name: F}`` of every weight registered so far (read now, so it includes later registrations; a copy)."""
     return dict(_REGISTRY)
 
 

@@ -18,11 +18,12 @@ import numpy as np
 from tqdm import tqdm
 
 import advpath_jax as ap
-from advpath_jax.attribution import core, methods
+from advpath_jax.attribution import core, manifold, methods, weights
 from advpath_jax.bench.common import (int_list, machine_description, markdown_table, str_list,
                                       time_call)
 from advpath_jax.io_utils import write_json_atomic
 from advpath_jax.models import make_resnet
+from advpath_jax.models.unet import UNetSpec, make_unet
 
 METHODS = ("efi_v2", "efi_v1", "efi_v2_smooth", "ig", "gradient", "manifold_v2")
 # manifold_v2: E_FI^v2 on SyCE's generator-manifold path (two U-Nets, dγ/dλ by jax.jvp)
@@ -62,16 +63,13 @@ def method_request(method: str, f, x, x_end, *, steps: int, chunk_size, image_si
 
 def manifold_program(f, x, x_end, *, steps: int, chunk_size, unet_channels: int = 16):
     """SyCE's manifold path (two freshly initialised U-Nets) for the cost comparison."""
-    from advpath_jax.attribution import manifold
-    from advpath_jax.models.unet import UNetSpec, make_unet
-
     spec = UNetSpec(base_channels=unet_channels, depth=3, in_channels=x.shape[-1], out_channels=x.shape[-1])
     gens = {"G0": make_unet(spec, seed=1), "G1": make_unet(spec, seed=2)}
     c = jnp.zeros((x.shape[0],), jnp.int32)
     decode, z_start, z_end = manifold.syce_latents(gens, x_end, x, c)
     finish = methods.FinishMap(absolute=True)
     return manifold.prepare_latent_program(
-        f, decode, z_start, z_end, methods.WeightedIntegrand(methods.weight_v2), finish, steps=steps,
+        f, decode, z_start, z_end, methods.WeightedIntegrand(weights.weight_v2), finish, steps=steps,
         rule="midpoint", chunk_size=chunk_size, mesh=None)
 
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmarks: list parsing, tables, JSON, timing."""
+"""Small helpers shared by the benchmarks: list parsing, tables, timing (JSON: advpath_jax.io_utils)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import time
 from typing import Callable, Sequence
 
 import jax
-
-from advpath_jax.io_utils import write_json_atomic  # noqa: F401  (re-exported for the benchmarks)
 
 
 def int_list(text: str) -> list[int]:

@@ -12,14 +12,13 @@ ResNet-18 ×0.125 at 32 px with M = 4, to test the command on a CPU in seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 
 from advpath_jax.bench import common, torch_bench
-from advpath_jax.io_utils import write_json_atomic
+from advpath_jax.io_utils import read_json, write_json_atomic
 
 #: ``--model`` presets: torch_bench options
 PRESETS = {
@@ -98,8 +97,7 @@ def main(args: argparse.Namespace) -> int:
             path = os.path.join(tmp, f"{precision}.json")
             print(f"[suite] {args.model} {args.device} {precision}", file=sys.stderr, flush=True)
             failed += torch_bench.main(_bench_args(args, precision, path)) != 0
-            with open(path) as fh:
-                report = json.load(fh)
+            report = read_json(path, "benchmark report")
             rows += report["rows"]
             metas[precision] = report["meta"]
     seconds = time.perf_counter() - start

@@ -24,7 +24,6 @@ untimed; images/s is the batch size over the median of ``--repeats`` timed calls
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -37,9 +36,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+import advpath_jax as ap
+from advpath_jax.attribution.core import default_chunk_size
+from advpath_jax.attribution.smoothing import paper_smoothing
 from advpath_jax.bench import common
 from advpath_jax.bench.common import int_list, str_list
-from advpath_jax.io_utils import write_bytes_atomic, write_json_atomic
+from advpath_jax.bench.peaks import known_peak
+from advpath_jax.io_utils import read_json, write_bytes_atomic, write_json_atomic
+from advpath_jax.models.resnet import ResNetSpec, make_resnet
 
 MODELS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
 METHODS = ("efi_v2", "efi_v2_smooth", "ig")
@@ -154,8 +158,6 @@ def benchmark_model(depth: int, width: float, channels: int, size: int, seed: in
     import jax.numpy as jnp
     from flax import nnx
 
-    from advpath_jax.models.resnet import make_resnet
-
     model = make_resnet(depth, width=width, in_channels=channels, seed=seed)
     calib, _ = benchmark_inputs(seed + 1000, CALIBRATION_IMAGES, size, channels)
     norms = [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.BatchNorm)]
@@ -196,7 +198,7 @@ def prepare(args: argparse.Namespace, work: str) -> dict[str, Any]:
     import jax
     import torch
 
-    from advpath_jax.torch_twin.convert import torch_resnet_from_flax
+    from advpath_jax.torch_twin.convert import torch_resnet_from_flax  # needs torch (optional)
 
     depth = MODELS[args.model]
     model = benchmark_model(depth, args.width, args.channels, args.size, args.seed)
@@ -207,7 +209,6 @@ def prepare(args: argparse.Namespace, work: str) -> dict[str, Any]:
     one = jax.ShapeDtypeStruct((1, args.size, args.size, args.channels), np.float32)
     from flax import nnx
 
-    import advpath_jax as ap
     graphdef, state = nnx.split(model)
     forward = jax.jit(lambda s, xb: nnx.merge(graphdef, s)(xb)).lower(state, one).compile()
     # one path point = one forward and one input gradient: XLA's count for the compiled
@@ -314,7 +315,6 @@ def _time_calls(call: Callable[[], Any], sync: Callable[[Any], Any], warmup: int
 
 
 def _smoothing(spec: dict[str, Any]):
-    from advpath_jax.attribution.smoothing import paper_smoothing
     return paper_smoothing(spec["image_size"]) if spec["method"] == "efi_v2_smooth" else None
 
 
@@ -329,9 +329,6 @@ def _jax_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
     from flax import nnx
     from jax.tree_util import Partial
 
-    import advpath_jax
-    from advpath_jax.models.resnet import make_resnet
-
     if spec["device"] == "gpu" and jax.default_backend() != "gpu":
         raise RuntimeError(f"--device gpu but JAX's backend is {jax.default_backend()!r}")
     if spec["device"] == "gpu":
@@ -345,7 +342,7 @@ def _jax_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
     if spec["precision"] == "bf16":
         state = nnx.state(model, (nnx.Param, nnx.BatchStat))
         nnx.update(model, jax.tree.map(lambda a: a.astype(jnp.bfloat16), state))
-    f = advpath_jax.score_fn(model, "prob")
+    f = ap.score_fn(model, "prob")
     if spec["precision"] == "bf16":
         f = Partial(_cast_score, f)
     with np.load(os.path.join(work, "inputs.npz")) as data:
@@ -354,10 +351,10 @@ def _jax_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
     smoothing = _smoothing(spec)
     if spec["method"] == "ig":
         def call():
-            return advpath_jax.integrated_gradients(f, x, steps=spec["steps"], chunk_size=spec["chunk"])
+            return ap.integrated_gradients(f, x, steps=spec["steps"], chunk_size=spec["chunk"])
     else:
         def call():
-            return advpath_jax.path_attribution(f, x, x_adv, weight="v2", steps=spec["steps"],
+            return ap.path_attribution(f, x, x_adv, weight="v2", steps=spec["steps"],
                                                 smoothing=smoothing, chunk_size=spec["chunk"])
     result = _time_calls(call, jax.block_until_ready, spec["warmup"], spec["repeats"],
                          _MemoryProbe(spec["device"], "jax"), _CompileClock())
@@ -368,8 +365,7 @@ def _jax_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
 def _torch_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
     import torch
 
-    from advpath_jax.models.resnet import ResNetSpec
-    from advpath_jax.torch_twin import attribution as ta
+    from advpath_jax.torch_twin import attribution as ta  # needs torch (optional), as below
     from advpath_jax.torch_twin.resnet import TorchResNet, images_to_torch
 
     torch.set_num_threads(spec["threads"])
@@ -433,8 +429,7 @@ def run_row(spec: dict[str, Any], work: str) -> dict[str, Any]:
 
 def _run_isolated(spec: dict[str, Any], work: str) -> dict[str, Any]:
     spec_path = os.path.join(work, spec["name"] + ".spec.json")
-    with open(spec_path, "w") as fh:
-        json.dump(spec, fh)
+    write_json_atomic(spec_path, spec, indent=None)
     env = dict(os.environ)
     if spec["device"] == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
@@ -447,19 +442,14 @@ def _run_isolated(spec: dict[str, Any], work: str) -> dict[str, Any]:
     if proc.returncode != 0 or not os.path.exists(result_path):
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
         return {"error": f"worker exited with {proc.returncode}: {' | '.join(tail)}"}
-    with open(result_path) as fh:
-        return json.load(fh)
+    return read_json(result_path, "benchmark worker result")
 
 
 def _worker(spec_path: str) -> int:
-    with open(spec_path) as fh:
-        spec = json.load(fh)
+    spec = read_json(spec_path, "benchmark worker spec")
     work = os.path.dirname(spec_path)
     result = run_row(spec, work)
-    tmp = os.path.join(work, spec["name"] + ".result.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, os.path.join(work, spec["name"] + ".result.json"))
+    write_json_atomic(os.path.join(work, spec["name"] + ".result.json"), result, indent=None)
     return 0
 
 
@@ -476,8 +466,6 @@ def _impl_name(impl: str) -> str:
 
 def plan_rows(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     """(speed rows, memory-curve rows), in the order they run: interleaved by batch and method."""
-    from advpath_jax.attribution.core import default_chunk_size
-
     impls = ["jax"] + [i for i in args.impls if i != "jax"]
     common = {"model": args.model, "width": args.width, "channels": args.channels,
               "image_size": args.size, "device": args.device, "precision": args.precision,
@@ -602,8 +590,6 @@ def main(args: argparse.Namespace) -> int:
         if meta["load_warning"]:
             print(meta["load_warning"], file=sys.stderr)
         if meta["peak_tflops"] is None and args.device == "gpu":
-            from advpath_jax.bench.peaks import known_peak
-
             meta["peak_tflops"], meta["peak_source"] = known_peak(meta["machine"]["device_kind"], args.precision)
         rows = []
         plan = speed + memory

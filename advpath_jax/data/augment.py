@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import ndimage as jndimage
 
+from advpath_jax.validation import check_shape
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -121,8 +123,7 @@ def augment(key: jax.Array, images: jax.Array, masks: jax.Array | None = None, *
     Returns:
       images [B, H, W, C], or (images, masks) when masks are given.
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
+    check_shape(images.shape, name="images", rank=4, allow_empty=True)
     b, h, w, _ = images.shape
     if masks is not None and masks.shape != (b, h, w):
         raise ValueError(f"masks must be [B, H, W] = {(b, h, w)}, got {masks.shape}")
@@ -131,4 +132,4 @@ def augment(key: jax.Array, images: jax.Array, masks: jax.Array | None = None, *
     if masks is None:
         return out
     m = warp(masks.astype(jnp.float32)[..., None], params, order=0, mode="constant", cval=0.0)
-    return out, m[..., 0] > 0.5
+    return out, m[..., 0] > 0.5  # nearest-neighbour warp of 0/1 values: back to bool (not a class decision)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from advpath_jax.data import datasets
+from advpath_jax import config_utils
+from advpath_jax.data import datasets, show
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -42,8 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_data_config(args: argparse.Namespace):
     """The ``c.data`` described by the command line."""
-    from advpath_jax import config_utils
-
     if args.config:
         base = config_utils.load_config(args.config).data
         if args.name and args.name != base.name:
@@ -76,8 +75,6 @@ def _cmd_prepare(cfg) -> int:
 
 
 def _cmd_show(cfg, args) -> int:
-    from advpath_jax.data import show
-
     src = datasets.get_source(cfg, args.split, progress=True)
     if len(src) == 0:
         raise ValueError(f"split {args.split!r} of {cfg.name} is empty")

@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 
 from advpath_jax.data import folder, msd, preprocess, rsna, synthetic
+from advpath_jax.validation import check_values
 
 DEFAULT_DATA_DIR = "~/.cache/advpath_jax/data"
 
@@ -185,7 +186,7 @@ def _quiet_absl():
 
 
 def _builder(data_config: Any):
-    from advpath_jax.data import tfds_builders
+    from advpath_jax.data import tfds_builders  # tensorflow_datasets: loaded only to prepare or read
 
     kind, size, opts = content_options(data_config)
     with _quiet_absl():
@@ -211,8 +212,7 @@ def validate_arrays(data: Mapping[str, Any], where: str = "data") -> dict[str, n
         raise ValueError(f"{where}: label must be int [N={n}], got {label.dtype} {label.shape}")
     if mask.shape != (n, h, w) or mask.dtype != bool:
         raise ValueError(f"{where}: mask must be bool [N, H, W] = {(n, h, w)}, got {mask.dtype} {mask.shape}")
-    if n and (not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1):
-        raise ValueError(f"{where}: image values must be finite and in [0, 1]")
+    check_values(image, name=f"{where}: image")
     if n and not np.isin(label, (0, 1)).all():
         raise ValueError(f"{where}: labels must be 0 or 1")
     ids = np.asarray(data["id"]) if "id" in data else np.array([f"{i:06d}" for i in range(n)])
@@ -298,7 +298,7 @@ def prepare(data_config: Any, *, progress: bool = False) -> pathlib.Path:
     elif spec.kind == "rsna":
         manual_dir = pathlib.Path(cfg["manual_dir"]).expanduser() if cfg["manual_dir"] else None
         rsna.find_files(manual_dir)  # fail early, naming what is missing
-    from advpath_jax.data import tfds_builders
+    from advpath_jax.data import tfds_builders  # tensorflow_datasets: loaded only to prepare or read
 
     target = pathlib.Path(str(builder.data_path))
     downloads = data_dir(cfg) / "downloads"  # TFDS's scratch folder in the data dir
@@ -348,7 +348,7 @@ def get_source(data_config: Any, split: str, *, progress: bool = False) -> Examp
     _check_split(split)
     cfg = resolve_config(data_config)
     prepare(cfg, progress=progress)
-    from advpath_jax.data import tfds_builders
+    from advpath_jax.data import tfds_builders  # tensorflow_datasets: loaded only to prepare or read
 
     builder = _builder(cfg)
     with _quiet_absl():
@@ -363,7 +363,7 @@ def load_split(data_config: Any, split: str) -> dict[str, np.ndarray]:
     cfg = resolve_config(data_config)
     spec, _ = resolve_name(cfg["name"])
     if spec.kind == "synthetic" and not is_prepared(cfg):
-        from advpath_jax.data import tfds_builders
+        from advpath_jax.data import tfds_builders  # tensorflow_datasets: loaded only to prepare or read
 
         _, size, opts = content_options(cfg)
         return tfds_builders.generate_synthetic_split(spec.name, size, opts, split)

@@ -37,6 +37,7 @@ from PIL import Image
 from advpath_jax.data import preprocess
 from advpath_jax.data.imageio import read_grey
 from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
+from advpath_jax.validation import check_shape, check_values
 
 DEFAULT_SPLIT_FRACTIONS = (0.80, 0.10, 0.10)
 SUFFIXES = (".png", ".npy")
@@ -116,10 +117,7 @@ def _read_array(path: pathlib.Path, what: str) -> np.ndarray:
         arr = arr.astype(np.float64)
     elif not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{what} file {path} has dtype {arr.dtype}; use float in [0, 1], uint8, uint16 or bool")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} file {path} contains NaN or infinite values")
-    if arr.min() < 0.0 or arr.max() > 1.0:
-        raise ValueError(f"{what} file {path} has values in [{arr.min():.3g}, {arr.max():.3g}], outside [0, 1]")
+    check_values(arr, name=f"{what} file {path}")
     return arr.astype(np.float32)
 
 
@@ -211,10 +209,8 @@ def write_folder(root: str | pathlib.Path, data: dict, *, splits: Sequence[str] 
         raise ValueError(f"image_format must be 'png' or 'npy', got {image_format!r}")
     root = pathlib.Path(root).expanduser()
     image = np.asarray(data["image"])
-    if image.ndim != 4 or image.shape[-1] != 1:
-        raise ValueError(f"image must be [N, H, W, 1], got {image.shape}")
-    if not np.all(np.isfinite(image)) or image.min(initial=0) < 0 or image.max(initial=0) > 1:
-        raise ValueError("image values must be finite and in [0, 1]")
+    check_shape(image.shape, name="image", rank=4, layout="[N, H, W, 1]", channels=1, allow_empty=True)
+    check_values(image, name="image")
     n = image.shape[0]
     labels, ids = np.asarray(data["label"]), [str(i) for i in data["id"]]
     masks = np.asarray(data["mask"]) if write_masks else None

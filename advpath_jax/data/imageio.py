@@ -19,6 +19,7 @@ import pathlib
 
 import numpy as np
 
+from advpath_jax.data.rsna import load_dicom
 from advpath_jax.errors import AdvpathError
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
@@ -82,8 +83,6 @@ def read_grey(path: str | pathlib.Path, *, what: str = "image", slice_index: int
     if suffix == ".npy":
         arr = read_npy(path, what)
     elif suffix in (".dcm", ".dicom"):
-        from advpath_jax.data.rsna import load_dicom
-
         arr = load_dicom(path)
     elif suffix in (".nii", ".nii.gz"):
         try:

@@ -8,7 +8,7 @@ Reads a local copy (the TFDS ``manual_dir``) with nibabel::
       labelsTr/BRATS_001.nii.gz      [X, Y, Z] (0 background, 1-3 tumour classes)
 
 Preprocessing (paper section 4.1; docs/data.md): the T1gd channel only; label > 0 is tumour; each axial
-slice is resized to ``image_size`` (bilinear, antialiased; the mask by area >= 0.5);
+slice is resized to ``image_size`` (bilinear, antialiased; the mask by area >= ``preprocess.MASK_AREA_THRESHOLD``);
 slices whose body covers less than ``body_min_fraction`` of the pixels (intensity above
 the volume's background minimum) are dropped; each slice is min-max normalised to
 [0, 1]; a slice is positive when its resized mask has at least ``min_tumour_pixels``
@@ -21,13 +21,14 @@ Slices are shown in radiological orientation (``np.rot90`` of the [X, Y] array).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from advpath_jax.data import preprocess
+from advpath_jax.io_utils import read_json
+from advpath_jax.validation import check_values
 
 DEFAULT_SPLIT_FRACTIONS = (0.75, 0.10, 0.15)
 T1GD_CHANNEL = 2
@@ -53,18 +54,11 @@ def _t1gd_channel(task_dir: pathlib.Path) -> int:
     meta = task_dir / "dataset.json"
     if not meta.exists():
         return T1GD_CHANNEL
-    modality = _read_json(meta).get("modality", {})
+    modality = read_json(meta, "MSD data set description").get("modality", {})
     for key, name in modality.items():
         if str(name).lower().replace("-", "").replace("_", "") in ("t1gd", "t1ce", "t1c"):
             return int(key)
     return T1GD_CHANNEL
-
-
-def _read_json(path: pathlib.Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from err
 
 
 def _case_name(path: pathlib.Path) -> str:
@@ -82,7 +76,7 @@ def list_cases(task_dir: pathlib.Path) -> list[tuple[str, pathlib.Path, pathlib.
     FileNotFoundError naming it.
     """
     meta = task_dir / "dataset.json"
-    if meta.exists() and "training" in (content := _read_json(meta)):
+    if meta.exists() and "training" in (content := read_json(meta, "MSD data set description")):
         pairs = [(task_dir / e["image"], task_dir / e["label"]) for e in content["training"]]
     else:
         images = sorted(p for p in (task_dir / "imagesTr").glob("*.nii*") if not p.name.startswith("."))
@@ -115,8 +109,7 @@ def _load_nifti(path: pathlib.Path, channel: int | None) -> np.ndarray:
     except Exception as err:  # nibabel/gzip raise many kinds for a damaged file
         raise ValueError(f"cannot read NIfTI file {path}: {err}") from err
     data = np.asarray(data, np.float32)
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"NIfTI file {path} contains NaN or infinite values")
+    check_values(data, name=f"NIfTI file {path}", value_range=None)
     return data
 
 

@@ -8,14 +8,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from advpath_jax.validation import check_values
+
 SPLITS = ("train", "val", "test")
+#: A resized mask pixel is foreground when at least this share of it was (not a class decision).
+MASK_AREA_THRESHOLD = 0.5
 
 
 def minmax_normalise(image: np.ndarray) -> np.ndarray:
     """Rescale one image to [0, 1] (a constant image becomes all zeros). float32."""
     image = np.asarray(image, np.float32)
-    if not np.all(np.isfinite(image)):
-        raise ValueError("image contains NaN or infinite values")
+    check_values(image, name="image", value_range=None)
     lo, hi = float(image.min()), float(image.max())
     if hi <= lo:
         return np.zeros_like(image)
@@ -34,8 +37,8 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Resize a 2-D boolean mask: bilinear area fraction >= 0.5. [size, size] bool."""
-    return resize_image(np.asarray(mask, np.float32), size) >= 0.5
+    """Resize a 2-D boolean mask: bilinear area fraction >= ``MASK_AREA_THRESHOLD``. [size, size] bool."""
+    return resize_image(np.asarray(mask, np.float32), size) >= MASK_AREA_THRESHOLD
 
 
 def to_unit_uint16(image: np.ndarray) -> np.ndarray:

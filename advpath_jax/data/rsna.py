@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from advpath_jax.data import preprocess
+from advpath_jax.validation import check_values
 
 DEFAULT_SPLIT_FRACTIONS = (0.80, 0.10, 0.10)
 CLASS_LABELS = {"Normal": 0, "Lung Opacity": 1}
@@ -122,8 +123,7 @@ def load_dicom(path: str | pathlib.Path) -> np.ndarray:
         pixels = pixels[..., :3].mean(axis=-1)
     if pixels.ndim != 2:
         raise ValueError(f"DICOM file {path} holds pixel data of shape {pixels.shape}, expected 2-D")
-    if not np.all(np.isfinite(pixels)):
-        raise ValueError(f"DICOM file {path} contains NaN or infinite pixel values")
+    check_values(pixels, name=f"DICOM file {path}", value_range=None)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         pixels = pixels.max() - pixels
     return pixels

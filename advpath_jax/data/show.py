@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
+
+from advpath_jax.io_utils import atomic_write
 
 
 def pick_examples(labels: np.ndarray, num: int) -> np.ndarray:
@@ -46,15 +47,10 @@ def save_example_grid(data: Mapping[str, Any], out: str | os.PathLike, *, title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fmt = out.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format=fmt, dpi=110)
-        os.replace(tmp, out)
+        with atomic_write(out) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Callable
 
 import jax
@@ -51,8 +50,10 @@ import optax
 from jax.tree_util import Partial
 
 from advpath_jax.attribution.core import as_partial
-from advpath_jax.attribution.smoothing import gaussian_kernel, gaussian_smooth
+from advpath_jax.attribution.smoothing import normalized_blur
+from advpath_jax.metrics.deletion import deletion_flips
 from advpath_jax.models.probability import predicted_class, signed_class, stable_sigmoid
+from advpath_jax.validation import check_images
 
 REFERENCE_IMAGE_SIZE = 224
 REFERENCE_MASK_SIZE = 56
@@ -78,40 +79,6 @@ class MPertSettings:
 
 #: class scores MPert can minimise (see the module docstring)
 OBJECTIVES = ("log_complement", "probability", "logit")
-
-
-def kernel_size(sigma: float) -> int:
-    """Odd Gaussian support covering ±3σ: ``2⌈3σ⌉ + 1``."""
-    return 2 * int(math.ceil(3.0 * sigma)) + 1
-
-
-def _border_norm(h: int, w: int, size: int, sigma: float) -> np.ndarray:
-    """``smooth(1)`` for an ``[h, w]`` image (zero padding as in ``gaussian_smooth``), in numpy.
-
-    The kernel is separable, so this is the outer product of two 1-D sums; computing it
-    here keeps it out of the compiled program.
-    """
-    g = gaussian_kernel(size, sigma).astype(np.float64).sum(axis=1)  # the 1-D factor (sums to 1)
-    before, after = (size - 1) // 2, size // 2
-
-    def one_axis(n: int) -> np.ndarray:
-        inside = np.pad(np.ones(n), (before, after))
-        return np.correlate(inside, g, mode="valid")
-
-    return np.outer(one_axis(h), one_axis(w)).astype(np.float32)
-
-
-def normalized_blur(images: jax.Array, sigma: float) -> jax.Array:
-    """Gaussian blur of ``[B, H, W]`` or ``[B, H, W, C]`` that ignores pixels outside the image.
-
-    ``smooth(v) / smooth(1)`` with the project's kernel: a constant image stays constant
-    up to its border.
-    """
-    size = kernel_size(sigma)
-    norm = jnp.asarray(_border_norm(images.shape[1], images.shape[2], size, sigma), images.dtype)
-    if images.ndim == 4:
-        norm = norm[..., None]
-    return gaussian_smooth(images, size, sigma) / norm
 
 
 def total_variation_beta(m: jax.Array, beta: float, eps: float = 1e-12) -> jax.Array:
@@ -222,22 +189,6 @@ def mpert_settings(image_hw: tuple[int, int], *, steps: int = 150, lr: float = 0
                          noise_std=float(noise_std))
 
 
-def check_images(x) -> jax.Array:
-    """Validate an image batch ``[B, H, W, C]`` in [0, 1]; returns it as float32."""
-    arr = np.asarray(x)
-    if arr.ndim != 4:
-        raise ValueError(f"expected an image batch [B, H, W, C], got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"expected floating-point images in [0, 1], got dtype {arr.dtype}")
-    if arr.shape[0] == 0:
-        raise ValueError("expected a non-empty image batch")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("image batch contains NaN or infinite values")
-    if arr.min() < 0.0 or arr.max() > 1.0:
-        raise ValueError(f"images must lie in [0, 1], got range [{arr.min():.4g}, {arr.max():.4g}]")
-    return jnp.asarray(arr, jnp.float32)
-
-
 def mpert_maps(logit_fn: Callable, x, *, steps: int = 150, lr: float = 0.1, mask_size: int | None = None,
                mask_sigma: float | None = None, blur_sigma: float | None = None,
                lambda1: float = 0.05, lambda2: float = 0.2, beta: float = 3.0,
@@ -258,7 +209,7 @@ def mpert_maps(logit_fn: Callable, x, *, steps: int = 150, lr: float = 0.1, mask
       objective: the class score minimised, one of :data:`OBJECTIVES` (module docstring).
       key: PRNG key, required when ``noise_std > 0``; image ``i`` uses ``fold_in(key, i)``.
     """
-    x = check_images(x)
+    x = check_images(x, name="images")
     settings = mpert_settings(x.shape[1:3], steps=steps, lr=lr, mask_size=mask_size,
                               mask_sigma=mask_sigma, blur_sigma=blur_sigma, lambda1=lambda1,
                               lambda2=lambda2, beta=beta, noise_std=noise_std, objective=objective)
@@ -270,28 +221,7 @@ def mpert_maps(logit_fn: Callable, x, *, steps: int = 150, lr: float = 0.1, mask
     return _mpert_batch(as_partial(logit_fn), x, keys, settings)
 
 
-
 # ---------------------------------------------------------------------------- choosing λ1, λ2
-
-
-@functools.partial(jax.jit, static_argnames=("blur_sigma",))
-def _deletion_flips(logit_fn: Partial, x: jax.Array, maps: jax.Array, blur_sigma: float) -> jax.Array:
-    keep = 1.0 - maps[..., None]
-    deleted = x * keep + normalized_blur(x, blur_sigma) * (1.0 - keep)
-    before = predicted_class(stable_sigmoid(logit_fn(x)))
-    return predicted_class(stable_sigmoid(logit_fn(deleted))) != before
-
-
-def deletion_flips(logit_fn: Callable, x, maps, blur_sigma: float) -> np.ndarray:
-    """``[B]`` bool: does blurring the map's region (``Φ(x, 1 − map)``) change the predicted class?
-
-    ``x [B, H, W, C]`` images, ``maps [B, H, W]`` MPert maps in [0, 1] (1 = deleted).
-    """
-    x = check_images(x)
-    maps = jnp.asarray(maps, jnp.float32)
-    if maps.shape != x.shape[:3]:
-        raise ValueError(f"maps must have shape {tuple(x.shape[:3])}, got {tuple(maps.shape)}")
-    return np.asarray(_deletion_flips(as_partial(logit_fn), x, maps, float(blur_sigma)))
 
 
 def constant_share(maps, tol: float = 1e-6) -> float:
@@ -324,7 +254,7 @@ def select_lambdas(logit_fn: Callable, x, grid, *, min_flip: float = 0.9, **mper
     pairs = check_lambda_grid(grid)
     if not 0.0 < float(min_flip) <= 1.0:
         raise ValueError(f"mpert select_min_flip must be in (0, 1], got {min_flip!r}")
-    x = check_images(x)
+    x = check_images(x, name="images")
     settings = mpert_settings(x.shape[1:3], **{k: v for k, v in mpert_kwargs.items()
                                                if k not in ("lambda1", "lambda2", "key")})
     rows = []

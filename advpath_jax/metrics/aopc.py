@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advpath_jax.metrics._checks import check_images, check_maps
+from advpath_jax.validation import as_float_array, check_images, check_maps
 from advpath_jax.metrics.regions import (
     default_patch_size,
     perturbation_curve,
@@ -97,7 +97,7 @@ def aopc_curves(
       patch_size: region side; default ``default_patch_size(H, W)`` (9 at 224).
       chunk_size: images per chunk; step_batch: steps per call of ``f``.
     """
-    x = check_images(x, "x")
+    x = check_images(as_float_array(x, "x"), name="x")
     maps = check_maps(maps)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps: expected shape {tuple(x.shape[:3])}, got {tuple(maps.shape)}")
@@ -123,7 +123,7 @@ def aopc_random(
     Same arguments as ``aopc_curves`` with an explicit PRNG ``key`` instead of maps.
     ``pred`` is the predicted class; ``aopc`` and ``scores`` are means over repeats.
     """
-    x = check_images(x, "x")
+    x = check_images(as_float_array(x, "x"), name="x")
     if n_repeats < 1:
         raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
     ps, n_regions = _resolve(x, steps, patch_size)

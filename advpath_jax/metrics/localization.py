@@ -31,9 +31,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from advpath_jax.metrics._checks import check_maps, check_masks, check_nonempty_masks
+from advpath_jax.validation import check_maps, check_masks, is_concrete
 
 TIES = ("percentile", "index")
+
+
+def check_nonempty_masks(masks: jax.Array, name: str = "masks") -> None:
+    """Raise if any mask of a concrete batch ``[B, H, W]`` has no foreground pixel."""
+    if not is_concrete(masks):
+        return
+    counts = np.asarray(jnp.sum(masks.reshape(masks.shape[0], -1), axis=1))
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise ValueError(
+            f"{name}: ground-truth mask is empty for {empty.size} positive image(s) "
+            f"(batch indices {empty[:10].tolist()}{'...' if empty.size > 10 else ''}); "
+            "IoU/FNR are defined on positives with a non-empty lesion mask"
+        )
 
 
 def n_keep(n_pixels: int, percentile: float) -> int:

@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from advpath_jax.metrics._checks import as_partial, check_images, check_maps, is_concrete
+from advpath_jax.attribution.core import as_partial
+from advpath_jax.models.probability import predicted_class
+from advpath_jax.validation import as_float_array, check_images, check_maps, is_concrete
 
 REFERENCE_PATCH = 9  # patch side at 224 x 224 (paper)
 REFERENCE_SIZE = 224
@@ -186,8 +188,8 @@ def perturbation_curve(
     Returns:
       ``(f(x) [B], f(x_k) [B, K])`` float32 (raw class-1 probabilities).
     """
-    x = check_images(x, "x")
-    x_perturbed = check_images(x_perturbed, "x_perturbed")
+    x = check_images(as_float_array(x, "x"), name="x")
+    x_perturbed = check_images(as_float_array(x_perturbed, "x_perturbed"), name="x_perturbed")
     if x_perturbed.shape != x.shape:
         raise ValueError(f"x_perturbed: expected shape {tuple(x.shape)}, got {tuple(x_perturbed.shape)}")
     _, n_regions = region_grid(x.shape[1], x.shape[2], patch_size)
@@ -212,7 +214,7 @@ def predicted_class_scores(f0: jax.Array, fk: jax.Array) -> tuple[jax.Array, jax
 
     Args: ``f0 [B]``, ``fk [B, K]``. Returns ``(pred int32 [B], s0 [B], sk [B, K])``.
     """
-    pred = (f0 >= 0.5).astype(jnp.int32)
+    pred = predicted_class(f0)
     s0 = jnp.where(pred == 1, f0, 1.0 - f0)
     sk = jnp.where(pred[:, None] == 1, fk, 1.0 - fk)
     return pred, s0, sk

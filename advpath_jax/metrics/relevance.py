@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advpath_jax.metrics._checks import check_images, check_maps
+from advpath_jax.validation import as_float_array, check_images, check_maps
 from advpath_jax.metrics.regions import perturbation_curve, predicted_class_scores, rank_regions
 from advpath_jax.metrics.stats import by_class
 
@@ -119,11 +119,11 @@ def deletion_preservation(
       group_size: pixels replaced per group; default ``W`` (224 at 224 x 224, as RelEx).
       chunk_size: images per chunk; step_batch: steps per call of ``f``.
     """
-    x = check_images(x, "x")
+    x = check_images(as_float_array(x, "x"), name="x")
     maps = check_maps(maps)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps: expected shape {tuple(x.shape[:3])}, got {tuple(maps.shape)}")
-    xp = check_images(x_perturbed, "x_perturbed")
+    xp = check_images(as_float_array(x_perturbed, "x_perturbed"), name="x_perturbed")
     if xp.shape != x.shape:
         raise ValueError(f"x_perturbed: expected shape {tuple(x.shape)}, got {tuple(xp.shape)}")
     b, h, w = maps.shape

@@ -12,8 +12,11 @@ Use :func:`stable_sigmoid` wherever a probability is differentiated, and
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @jax.custom_jvp
@@ -28,10 +31,17 @@ def _stable_sigmoid_jvp(primals, tangents):
     p = jax.nn.sigmoid(z)
     return p, jax.nn.sigmoid(-z) * p * dz
 
+#: The project's decision threshold on the probability f(x): class 1 iff f(x) >= DECISION_THRESHOLD.
+DECISION_THRESHOLD = 0.5
 
-def predicted_class(p: jax.Array) -> jax.Array:
-    """The project's one predicted-class rule: ``c = 1[p >= 0.5]`` (int32), ``p`` = f(x) ``[B]``."""
-    return (p >= 0.5).astype(jnp.int32)
+
+def predicted_class(p: Any, threshold: float = DECISION_THRESHOLD) -> Any:
+    """The project's one predicted-class rule: ``c = 1[p >= threshold]`` (int32), ``p`` = f(x) ``[B]``.
+
+    A JAX array (also traced) gives a JAX array; a numpy array or anything else gives numpy.
+    """
+    xp = jnp if isinstance(p, jax.Array) else np
+    return (xp.asarray(p) >= threshold).astype(xp.int32)
 
 
 def signed_class(c: jax.Array, dtype=jnp.float32) -> jax.Array:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from advpath_jax.models.pooling import max_pool
+from advpath_jax.validation import check_min_size, check_shape
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 BN_MOMENTUM = 0.9
@@ -167,12 +168,9 @@ class ResNet(nnx.Module):
 
 
 def _check_image_batch(x: jax.Array, channels: int) -> None:
-    if x.ndim != 4:
-        raise ValueError(f"expected an image batch [B, H, W, C], got shape {tuple(x.shape)}")
-    if x.shape[-1] != channels:
-        raise ValueError(f"model expects {channels} channel(s), got images of shape {tuple(x.shape)}")
-    if min(x.shape[1:3]) < 32:
-        raise ValueError(f"images must be at least 32x32, got {tuple(x.shape[1:3])}")
+    """Static checks only: the model also runs on traced inputs."""
+    check_shape(x.shape, name="images", rank=4, channels=channels, allow_empty=True)
+    check_min_size(x.shape[1:3], 32, "images")
 
 
 def stage_hw(image_hw: tuple[int, int], n_stages: int = len(STAGE_BLOCKS[18])) -> list[tuple[int, int]]:

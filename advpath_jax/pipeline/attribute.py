@@ -21,7 +21,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from advpath_jax.errors import AdvpathError
-from advpath_jax.io_utils import save_npy_atomic, write_json_atomic
+from advpath_jax.io_utils import read_json, save_npy_atomic, write_json_atomic
+from advpath_jax.training.stage_record import differences
 
 
 def method_slug(name: str) -> str:
@@ -68,16 +69,13 @@ def check_manifest(out_dir: str, fingerprint: dict, *, write: bool = True) -> No
     name models the manifest does not have yet (methods added later); they are recorded.
     ``write=False`` only checks.
     """
-    from advpath_jax.training.stage_record import differences
-
     path = os.path.join(out_dir, MANIFEST)
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
     if os.path.exists(path):
         try:
-            with open(path) as fh:
-                stored = json.load(fh)
-        except (OSError, ValueError) as err:
-            raise AdvpathError(f"cannot read the map manifest {path}: {err}; delete {out_dir} to recompute") from err
+            stored = read_json(path, "map manifest")
+        except AdvpathError as err:
+            raise AdvpathError(f"{err}; delete {out_dir} to recompute") from err
         models = {**stored.get("models", {}), **fingerprint.get("models", {})}
         compared = {**stored, "models": {m: stored.get("models", {}).get(m, v) for m, v in models.items()}}
         if not write:  # a check before the data are loaded: only the fields given

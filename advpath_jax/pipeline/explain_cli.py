@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 
-import json
 import sys
 
 import numpy as np
 
 from advpath_jax.config_utils import load_config
 from advpath_jax.data.imageio import read_grey
+from advpath_jax.data.preprocess import minmax_normalise, resize_image
 from advpath_jax.errors import AdvpathError
+from advpath_jax.io_utils import read_json, write_bytes_atomic
+from advpath_jax.models.probability import predicted_class
 
 PAPER_METHOD = "SyCE:E_FI,kσ^v2"
 
@@ -48,8 +50,7 @@ def best_localiser(workdir: str) -> tuple[str | None, str]:
     if not os.path.isfile(path):
         return None, f"{path} does not exist (no finished `advpath run` report)"
     try:
-        with open(path) as fh:
-            table1 = json.load(fh).get("table1") or {}
+        table1 = read_json(path, "report").get("table1") or {}
         means = {}
         for name, per_percentile in table1.items():
             values = [cell["iou"]["mean"] for cell in per_percentile.values()
@@ -74,8 +75,6 @@ def warn_if_constant(raw: np.ndarray, where: str) -> None:
 
 def prepare_image(raw: np.ndarray, image_size: int, where: str) -> np.ndarray:
     """Normalise to [0, 1] and resize: ``[1, S, S, 1]``."""
-    from advpath_jax.data.preprocess import minmax_normalise, resize_image
-
     try:
         img = resize_image(minmax_normalise(raw), image_size)
     except ValueError as err:
@@ -89,8 +88,6 @@ def save_overlay(image: np.ndarray, heat: np.ndarray, out: str, title: str) -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from advpath_jax.io_utils import write_bytes_atomic
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
@@ -112,6 +109,7 @@ def save_overlay(image: np.ndarray, heat: np.ndarray, out: str, title: str) -> N
 def main(args: argparse.Namespace) -> int:
     import jax
 
+    # the pipeline (models, checkpoints) loads when the command runs, not for ``advpath explain --help``
     from advpath_jax.explain.registry import check_method_names
     from advpath_jax.pipeline.run import build_explainers
 
@@ -131,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     explainers = build_explainers(config, args.workdir, [method])
     score = float(explainers.f(jax.numpy.asarray(x))[0])
     heat = explainers.explain(x, [method], jax.random.key(int(config.seed)))[method][0]
-    title = f"{method}  (f = {score:.3f}, predicted {'1' if score >= 0.5 else '0'})"
+    title = f"{method}  (f = {score:.3f}, predicted {int(predicted_class(score))})"
     save_overlay(x[0, :, :, 0], np.asarray(heat), args.out, title)
     print(f"[explain] {args.image}: f(x) = {score:.4f}; wrote {args.out}")
     return 0

@@ -30,8 +30,20 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
+from advpath_jax.config_utils import load_config
+from advpath_jax.data import load_split
 from advpath_jax.io_utils import write_json_atomic
 from advpath_jax.models.resnet import ResNet, ResNetSpec
+from advpath_jax.models.probability import predicted_class
+from advpath_jax.models.torchvision_import import classifier_from_torchvision, load_state_dict_file
+from advpath_jax.pipeline.run import stage_marker
+from advpath_jax.store.checkpoint import CheckpointStore, model_dir
+from advpath_jax.store.models import CLASSIFIER as MODEL
+from advpath_jax.store.models import classifier_fingerprint, load_classifier
+from advpath_jax.store.predictions import classifier_scores
+from advpath_jax.training.classifier import IMPORTED_MARKER, roc_auc
+from advpath_jax.training.stage_record import ensure_record
+from advpath_jax.training.trainer import save_run_config
 
 FORMATS = ("torchvision", "twin")
 
@@ -55,8 +67,6 @@ def read_classifier(config: Any, source: str | ResNet) -> ResNet:
     """The classifier of ``source`` (a SOURCE string, or a Flax ``ResNet`` of the project's
     family) as the config's Flax ResNet (eval mode); ``ValueError`` naming the file and the
     first mismatching key or field."""
-    from advpath_jax.models.torchvision_import import classifier_from_torchvision, load_state_dict_file
-
     spec = config_spec(config)
     if isinstance(source, ResNet):
         diffs = [f"{k}: model {getattr(source.spec, k)!r}, config {getattr(spec, k)!r}"
@@ -68,7 +78,7 @@ def read_classifier(config: Any, source: str | ResNet) -> ResNet:
         return source
     fmt, path = parse_source(source)
     if fmt == "twin":
-        from advpath_jax.torch_twin.convert import flax_resnet_from_torch
+        from advpath_jax.torch_twin.convert import flax_resnet_from_torch  # needs torch (optional)
 
         return flax_resnet_from_torch(load_state_dict_file(path), spec, source=path)
     model = classifier_from_torchvision(path, depth=spec.depth, in_channels=1, first_conv="sum",
@@ -99,18 +109,10 @@ def import_classifier(config: Any, workdir: str, source: str | ResNet, *, evalua
     Refuses (``ValueError``) a work directory that already holds a classifier. Returns the
     summary also stored in ``DONE.json``.
     """
-    from advpath_jax.pipeline.run import stage_marker
-    from advpath_jax.training.checkpoint import CheckpointStore, model_dir
-    from advpath_jax.training.classifier import (IMPORTED_MARKER, MODEL, classifier_fingerprint,
-                                                 classifier_scores, load_classifier, roc_auc)
-    from advpath_jax.training.trainer import save_run_config
-
     out_dir = model_dir(workdir, MODEL)
     if os.path.exists(os.path.join(out_dir, "checkpoints")) or os.path.exists(stage_marker(workdir, MODEL)):
         raise ValueError(f"{out_dir} already holds a classifier; import into another --workdir")
     model = read_classifier(config, source)
-    from advpath_jax.training.stage_record import ensure_record
-
     ensure_record(config, workdir, MODEL)  # the settings record `advpath run` checks before reusing it
     if isinstance(source, ResNet):
         provenance = {"imported_from": "a Flax ResNet (Python API)", "format": "flax"}
@@ -124,12 +126,10 @@ def import_classifier(config: Any, workdir: str, source: str | ResNet, *, evalua
     write_json_atomic(os.path.join(out_dir, IMPORTED_MARKER), provenance)
     summary: dict[str, Any] = dict(provenance)
     if evaluate:
-        from advpath_jax.data import load_split
-
         test = load_split(config.data, "test")
         probs = classifier_scores(load_classifier(workdir, config), np.asarray(test["image"], np.float32))
         y = np.asarray(test["label"])
-        metrics = {"auc": roc_auc(probs, y), "accuracy": float(np.mean((probs >= 0.5) == (y == 1))),
+        metrics = {"auc": roc_auc(probs, y), "accuracy": float(np.mean(predicted_class(probs) == (y == 1))),
                    "n": int(len(y))}
         write_json_atomic(os.path.join(out_dir, "test_metrics.json"), metrics)
         summary.update(metrics)
@@ -151,8 +151,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from advpath_jax.config_utils import load_config
-
     config = load_config(args.config, args.overrides)
     import_classifier(config, args.workdir, args.source, evaluate=args.evaluate)
     return 0

@@ -65,7 +65,6 @@ with ``S = {"mean", "std", "n"}`` and ``"<p>"`` the percentile as written by ``_
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -78,7 +77,9 @@ from matplotlib.figure import Figure
 from advpath_jax.metrics.aopc import aopc_relative
 from advpath_jax.metrics.relevance import relevance_r
 from advpath_jax.metrics.stats import by_class, summarize
-from advpath_jax.io_utils import write_bytes_atomic as _atomic_write_bytes
+from advpath_jax.io_utils import dumps_json, write_bytes_atomic, write_text_atomic
+from advpath_jax.pipeline import quality
+from advpath_jax.pipeline.timings import time_table_md
 
 FIGURE1 = "figure1_examples.png"
 FIGURE2 = "figure2_aopc.png"
@@ -88,14 +89,6 @@ RANDOM = "Random"
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if hasattr(o, "__array__"):
-        return np.asarray(o).tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def _png_bytes(fig: Figure) -> bytes:
@@ -439,26 +432,8 @@ def _claims_md(claims: Mapping) -> list[str]:
 def _settings_md(explainers: Mapping) -> list[str]:
     lines = ["## Settings", ""]
     for name, value in explainers.items():
-        text = value if isinstance(value, str) else json.dumps(value, default=_json_default, ensure_ascii=False)
+        text = value if isinstance(value, str) else dumps_json(value, indent=None, strict=True, ensure_ascii=False)
         lines.append(f"- {name}: {text}")
-    return lines
-
-
-QUALITY_KEYS = ("flip_rate", "val_flip_rate", "test_flip_rate", "mean_mask_area", "test_auc", "val_auc")
-
-
-def _model_quality(models: Mapping | None) -> list[str]:
-    """One line per model with its quality figures (flip rates, mask area, AUC) when present."""
-    if not isinstance(models, Mapping):
-        return []
-    lines = []
-    for model, metrics in models.items():
-        if not isinstance(metrics, Mapping):
-            continue
-        found = {k: v for k, v in metrics.items()
-                 if (k in QUALITY_KEYS or "flip_rate" in k) and isinstance(v, (int, float))}
-        if found:
-            lines.append(f"- {model}: " + ", ".join(f"{k} {v:.3f}" for k, v in found.items()))
     return lines
 
 
@@ -467,6 +442,8 @@ def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
     if doc.get("dataset"):
         lines += [f"Data set: **{doc['dataset']}**.", ""]
     lines += [f"All numbers are in [`{RESULTS}`]({RESULTS}).", ""]
+    if doc.get("quality"):
+        lines += quality.table_md(doc["quality"])
     order = doc["methods"]
     if doc["table1"]:
         lines += _table1_md(doc["table1"], doc["percentiles"], order, doc["ties"]) + [""]
@@ -501,19 +478,14 @@ def _render(doc: Mapping, fig1: str | None, fig2: str | None) -> str:
     meta = doc.get("meta") or {}
     if meta.get("explainers"):
         lines += _settings_md(meta["explainers"]) + [""]
-    quality = _model_quality(meta.get("models"))
-    if quality:
-        lines += ["## Model quality", ""] + quality + [""]
     if meta.get("time_table"):
-        from advpath_jax.pipeline.timings import time_table_md
-
         lines += time_table_md(meta["time_table"]) + [""]
     if doc.get("meta"):
         lines += ["## Run information", ""]
         for k, v in doc["meta"].items():
             if k == "time_table":  # rendered above
                 continue
-            lines.append(f"- {k}: `{json.dumps(v, default=_json_default)}`")
+            lines.append(f"- {k}: `{dumps_json(v, indent=None, strict=True)}`")
         lines.append("")
     return "\n".join(lines)
 
@@ -560,7 +532,7 @@ def write_report(out_dir: str | os.PathLike, results: Mapping, examples: Mapping
         "table2": _table2(methods),
         "aopc": _aopc(results, methods),
     }
-    for key in ("metric_settings", "constant_maps", "claims", "per_image"):
+    for key in ("metric_settings", "constant_maps", "claims", "per_image", "quality"):
         if results.get(key) is not None:
             doc[key] = results[key]
     out_dir = os.fspath(out_dir)
@@ -569,16 +541,16 @@ def write_report(out_dir: str | os.PathLike, results: Mapping, examples: Mapping
              "figure1": None, "figure2": None}
     fig1 = fig2 = None
     if examples is not None:
-        _atomic_write_bytes(os.path.join(out_dir, FIGURE1), _figure1(_as_mapping(examples, "examples")))
+        write_bytes_atomic(os.path.join(out_dir, FIGURE1), _figure1(_as_mapping(examples, "examples")))
         fig1, paths["figure1"] = FIGURE1, os.path.join(out_dir, FIGURE1)
     if doc["aopc"] is not None and doc["aopc"]["relative"]:
-        _atomic_write_bytes(os.path.join(out_dir, FIGURE2), _figure2(doc["aopc"]))
+        write_bytes_atomic(os.path.join(out_dir, FIGURE2), _figure2(doc["aopc"]))
         fig2, paths["figure2"] = FIGURE2, os.path.join(out_dir, FIGURE2)
     doc["figures"] = {"figure1": fig1, "figure2": fig2}
     try:
-        payload = json.dumps(doc, indent=2, default=_json_default, allow_nan=False)
+        payload = dumps_json(doc, indent=2, strict=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"results: cannot be written as JSON ({err})") from None
-    _atomic_write_bytes(paths["results"], payload.encode("utf-8"))
-    _atomic_write_bytes(paths["report"], _render(doc, fig1, fig2).encode("utf-8"))
+    write_text_atomic(paths["results"], payload)
+    write_text_atomic(paths["report"], _render(doc, fig1, fig2))
     return paths

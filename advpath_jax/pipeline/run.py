@@ -12,25 +12,37 @@ recomputed when their manifest matches. Anything else is refused before a file i
 from __future__ import annotations
 
 import contextlib
-import json
+import inspect
 import os
 import time
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 import advpath_jax as ap
-from advpath_jax.explain.registry import (DEFAULT_METHODS, FIGURE_METHODS, Explainers,
-                                          check_method_names, required_models)
-from advpath_jax.pipeline import attribute, timings
-from advpath_jax.training.cli import MODELS, train
+from advpath_jax import metrics as M
+from advpath_jax.data import load_split
 from advpath_jax.errors import AdvpathError
-from advpath_jax.io_utils import write_json_atomic
+from advpath_jax.explain.mpert import check_lambda_grid, mpert_maps, select_lambdas
+from advpath_jax.explain.registry import (FIGURE_METHODS, Explainers, check_method_names, default_methods,
+                                          required_models)
+from advpath_jax.generators.translator import translate_to_opposite
+from advpath_jax.io_utils import read_json, to_jsonable, write_bytes_atomic, write_json_atomic
+from advpath_jax.models.probability import predicted_class
+from advpath_jax.pipeline import attribute, quality, timings
+from advpath_jax.pipeline.claims import claim_evidence
+from advpath_jax.pipeline.eval_config import check_eval_section
+from advpath_jax.pipeline.report import percentile_key, write_report
+from advpath_jax.store.models import load_classifier, load_generators, load_mgen, load_translator
+from advpath_jax.store.predictions import classifier_scores
+from advpath_jax.training import stage_record as sr
+from advpath_jax.training.cli import MODELS, train
+from advpath_jax.training.stage_record import DEPENDS_ON, digest, read_record
+from advpath_jax.view.build import build_explorer, link_from_report
 
 PERTURBATION = "_perturbation"   # stored next to the maps: translator output per test image
-MODEL_ORDER = MODELS  # classifier, cyce, syce, sagen, mgen, translator: training order
 
 
 # ---------------------------------------------------------------------------- training
@@ -45,16 +57,14 @@ def models_needed(methods: Sequence[str]) -> list[str]:
     needed = {"classifier", "translator"}
     for name in methods:
         needed.update(required_models(name))
-    return [m for m in MODEL_ORDER if m in needed]
+    return [m for m in MODELS if m in needed]
 
 
 def retrain_closure(retrain: Sequence[str], models: Sequence[str]) -> list[str]:
     """``retrain`` plus every model of ``models`` trained against one of them."""
-    from advpath_jax.training.stage_record import DEPENDS_ON
-
-    unknown = [m for m in retrain if m not in MODEL_ORDER]
+    unknown = [m for m in retrain if m not in MODELS]
     if unknown:
-        raise AdvpathError(f"--retrain {','.join(unknown)}: unknown model; choose from {', '.join(MODEL_ORDER)}")
+        raise AdvpathError(f"--retrain {','.join(unknown)}: unknown model; choose from {', '.join(MODELS)}")
     unused = [m for m in retrain if m not in models]
     if unused:
         raise AdvpathError(f"--retrain {','.join(unused)}: not used by these methods (they need {', '.join(models)})")
@@ -73,8 +83,6 @@ def plan_training(config, workdir: str, models: Sequence[str], retrain: Sequence
     records)``, the records being the stored or new settings records
     (:mod:`advpath_jax.training.stage_record`). A model recorded under other settings, or
     trained without a record, is refused (AdvpathError naming the fields and the ways out)."""
-    from advpath_jax.training import stage_record as sr
-
     again = retrain_closure(retrain, models)
     plan: dict[str, str] = {}
     records: dict[str, dict] = {}
@@ -131,16 +139,17 @@ def apply_retrain(workdir: str, plan: dict[str, str]) -> None:
 
 def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[str] = (),
               plan: tuple[dict[str, str], dict[str, dict]] | None = None,
-              clock: "timings.RunClock | None" = None) -> dict[str, dict]:
+              clock: "timings.RunClock | None" = None,
+              after_model: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
     """Train every model of ``models`` whose stage is not finished under the same settings.
 
     A finished model is reused only when its settings record matches the config (data,
     its own section, the models it was trained against); see :func:`plan_training`.
     ``retrain``: models to train again (with the models trained against them and the maps).
     ``plan``: a plan made earlier by :func:`plan_training` (else made here).
-    ``clock``: times each model's training as stage ``train <model>`` (the run's time table)."""
-    from advpath_jax.training import stage_record as sr
-
+    ``clock``: times each model's training as stage ``train <model>`` (the run's time table).
+    ``after_model(model, metrics)``: called once each model is known (reused or trained), before
+    the models trained against it (the quality gates)."""
     stages, records = plan if plan is not None else plan_training(config, workdir, models, retrain)
     apply_retrain(workdir, stages)
     summary = {}
@@ -151,9 +160,10 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
                   f"(trained by an older version); recording them in {sr.RECORD}")
             sr.write_record(workdir, model, {k: records[model][k] for k in ("fingerprint", "instance")})
         if stages[model] == "reuse":
-            with open(marker) as fh:
-                summary[model] = json.load(fh)
+            summary[model] = read_json(marker, "stage marker")
             print(f"[run] {model}: finished earlier under the same settings, reusing {os.path.dirname(marker)}")
+            if after_model is not None:
+                after_model(model, summary[model])
             continue
         if stages[model] in ("train", "retrain"):
             sr.write_record(workdir, model, records[model])
@@ -167,8 +177,10 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
         metrics["train_seconds"] = time.perf_counter() - start
         metrics.update(fingerprint_digest=sr.digest(records[model]["fingerprint"]),
                        instance=records[model]["instance"])  # the full record: fingerprint.json
-        write_json_atomic(marker, _jsonable(metrics))
+        write_json_atomic(marker, to_jsonable(metrics))
         summary[model] = metrics
+        if after_model is not None:
+            after_model(model, metrics)
     return summary
 
 
@@ -176,19 +188,11 @@ def write_time_table(workdir: str, results: dict, examples: dict, clock: "timing
                      paths: dict) -> None:
     """Rewrite report.md/results.json with the time table including the report stage itself
     (every process of this work directory; total = the accumulated ``total_seconds``)."""
-    from advpath_jax.pipeline.report import write_report
-
     table = timings.current_time_table(workdir, clock)
     results["meta"].update(time_table=table, total_seconds=table["total"]["wall_s"])
     written = write_report(workdir, results, examples)
     if paths.get("explorer"):
-        from advpath_jax.view.build import link_from_report
-
         link_from_report(written["report"], paths["explorer"])
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 # ---------------------------------------------------------------------------- explainers
@@ -196,20 +200,15 @@ def _jsonable(obj: Any) -> Any:
 
 def build_explainers(config, workdir: str, methods: Sequence[str]) -> Explainers:
     """Load the trained models ``methods`` need into an :class:`Explainers`."""
-    from advpath_jax.training.classifier import load_classifier
-    from advpath_jax.training.generators import load_generator
-
     classifier = load_classifier(workdir, config)
     needed = {m for name in methods for m in required_models(name)}
-    generators = {k: load_generator(workdir, config, k) for k in ("cyce", "syce", "sagen") if k in needed}
+    generators = {k: load_generators(workdir, config, k) for k in ("cyce", "syce", "sagen") if k in needed}
     mgen = None
     if "mgen" in needed:
-        from advpath_jax.training.mgen import load_mgen
-
         mgen = load_mgen(workdir, config)
     ev = config.eval
     smoothing = tuple(ev.smoothing) if ev.get("smoothing") else None
-    mpert_kwargs = mpert_settings(config)
+    mpert_kwargs = mpert_kwargs_from_config(config)
     selection = None
     if "MPert" in methods and "mpert" in config and config.mpert.get("lambda_grid"):
         selection = mpert_lambda_selection(config, workdir, classifier, mpert_kwargs)
@@ -229,24 +228,18 @@ def mpert_lambda_selection(config, workdir: str, classifier, mpert_kwargs: dict)
     """MPert's λ1/λ2 chosen on the validation split (:func:`advpath_jax.explain.mpert.select_lambdas`)
     on ``c.mpert.select_images`` images balanced by predicted class; stored in
     ``WORKDIR/mpert_selection.json`` and reused while the settings are the same."""
-    from advpath_jax import metrics as M
-    from advpath_jax.data import load_split
-    from advpath_jax.explain.mpert import check_lambda_grid, select_lambdas
-    from advpath_jax.training.classifier import classifier_scores
-
     sec = config.mpert
     settings = {"grid": [list(p) for p in check_lambda_grid(sec.lambda_grid)],
                 "n_images": int(sec.get("select_images", 32)), "min_flip": float(sec.get("select_min_flip", 0.8)),
-                "mpert": _jsonable({k: v for k, v in mpert_kwargs.items() if k not in ("lambda1", "lambda2")}),
+                "mpert": to_jsonable({k: v for k, v in mpert_kwargs.items() if k not in ("lambda1", "lambda2")}),
                 "seed": int(config.seed)}
     path = os.path.join(workdir, MPERT_SELECTION)
     if os.path.exists(path):
-        with open(path) as fh:
-            stored = json.load(fh)
+        stored = read_json(path, "MPert selection")
         if stored.get("settings") == settings:
             return stored["selection"]
     images = np.asarray(load_split(config.data, "val")["image"], np.float32)
-    pred = (classifier_scores(classifier, images) >= 0.5).astype(np.int32)
+    pred = predicted_class(classifier_scores(classifier, images))
     rows = M.balanced_subset(pred, settings["n_images"], seed=settings["seed"], on_shortage="shrink")
     start = time.perf_counter()
     selection = select_lambdas(ap.score_fn(classifier, output="logit"), images[rows], settings["grid"],
@@ -255,17 +248,14 @@ def mpert_lambda_selection(config, workdir: str, classifier, mpert_kwargs: dict)
     selection["seconds"] = time.perf_counter() - start
     print(f"[run] MPert: lambda1={selection['lambda1']}, lambda2={selection['lambda2']} chosen on "
           f"{selection['n_images']} validation images ({selection['seconds']:.0f} s)")
-    write_json_atomic(path, {"settings": settings, "selection": _jsonable(selection)})
+    write_json_atomic(path, {"settings": settings, "selection": to_jsonable(selection)})
     return selection
 
 
-def mpert_settings(config) -> dict:
+def mpert_kwargs_from_config(config) -> dict:
     """The ``c.mpert`` fields that are arguments of :func:`mpert_maps` (the rest, e.g. the
-    batch size, are for the job)."""
-    import inspect
-
-    from advpath_jax.explain.mpert import mpert_maps
-
+    batch size, are for the job); :func:`advpath_jax.explain.mpert.mpert_settings` resolves
+    them at an image size."""
     if "mpert" not in config:
         return {}
     accepted = set(inspect.signature(mpert_maps).parameters) - {"logit_fn", "x", "key"}
@@ -276,8 +266,6 @@ def maps_fingerprint(config, records: dict[str, dict] | None = None) -> dict:
     """The settings every stored map depends on (data, path quadrature, MPert, the models:
     their sections and, from ``records`` (``{model: settings record}``), which training of
     each model the maps were computed with)."""
-    from advpath_jax.training.stage_record import digest
-
     ev = config.eval
     sections = {name: config[name].to_dict() for name in ("data", "classifier", "generators", "mgen",
                                                           "translator", "mpert") if name in config}
@@ -290,8 +278,6 @@ def maps_fingerprint(config, records: dict[str, dict] | None = None) -> dict:
 
 def model_records(workdir: str, models: Sequence[str]) -> dict[str, dict]:
     """The settings records of ``models`` (written by :func:`train_all`)."""
-    from advpath_jax.training.stage_record import read_record
-
     records = {m: read_record(workdir, m) for m in models}
     missing = [m for m, r in records.items() if r is None]
     if missing:
@@ -301,8 +287,6 @@ def model_records(workdir: str, models: Sequence[str]) -> dict[str, dict]:
 
 def perturbation_fn(config, workdir: str, explainers: Explainers):
     """``fn(x, shard) -> x'``: each image translated to the opposite of its predicted class."""
-    from advpath_jax.training.translator import load_translator, translate_to_opposite
-
     translator = load_translator(workdir, config)
     return lambda x, shard: translate_to_opposite(translator, explainers.f, x)
 
@@ -315,18 +299,13 @@ def evaluate_maps(config, maps_dir: str, test: dict, explainers: Explainers,
     """Table 1 (IoU/FNR on positives), AOPC and R (balanced subset) for every method, the
     per-image values (``results["per_image"]``), the share of constant maps and the paired
     bootstrap evidence of the paper's findings (``results["claims"]``)."""
-    from advpath_jax import metrics as M
-    from advpath_jax.pipeline.claims import claim_evidence
-    from advpath_jax.pipeline.report import percentile_key
-    from advpath_jax.training.classifier import classifier_scores
-
     ev = config.eval
     shard_size = int(ev.shard_size)
     images, labels, masks = test["image"], np.asarray(test["label"]), np.asarray(test["mask"])
     n = len(images)
     f = explainers.f
     scores = classifier_scores(explainers.classifier, images)
-    pred = (scores >= 0.5).astype(np.int32)
+    pred = predicted_class(scores)
     positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
     subset = M.balanced_subset(pred, int(ev.subset_size), seed=int(config.seed), on_shortage="shrink")
     x_sub = images[subset]
@@ -410,18 +389,18 @@ def figure_examples(config, maps_dir: str, test: dict, methods: Sequence[str]) -
 # ---------------------------------------------------------------------------- the job
 
 
-def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: Sequence[str] = ()) -> dict:
+def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: Sequence[str] = (),
+        strict: bool = False) -> dict:
     """The whole pipeline; returns the paths written by the report.
 
     ``retrain``: models to train again although finished (see :func:`train_all`). Every
-    reuse decision is checked before anything is written, ``config.txt`` included."""
-    from advpath_jax.data import load_split
-    from advpath_jax.io_utils import write_bytes_atomic
-    from advpath_jax.pipeline.report import write_report
-
+    reuse decision is checked before anything is written, ``config.txt`` included.
+    ``strict``: a model under its quality bar (:mod:`advpath_jax.pipeline.quality`) is an
+    error, raised before anything is trained against it."""
     started = time.perf_counter()
+    check_eval_section(config.eval)  # unknown fields are an error; missing ones get the package's defaults
     clock = timings.RunClock(workdir)  # the time table, summed over resumed runs
-    methods = check_method_names(methods or config.eval.get("methods") or DEFAULT_METHODS)
+    methods = check_method_names(methods or config.eval.get("methods") or default_methods())
     print(f"[run] config {config.name}, work directory {workdir}")
     needed = models_needed(methods)
     plan = plan_training(config, workdir, needed, retrain)
@@ -438,7 +417,14 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
     write_bytes_atomic(os.path.join(workdir, "config.txt"), str(config).encode("utf-8"))
     write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())  # read by `advpath view`
     clock.start()  # saves this process's stage times under WORKDIR/timings/
-    model_metrics = train_all(config, workdir, needed, plan=plan, clock=clock)
+    gates = quality.gates_for(config.eval.get("quality_bars"))
+    gate_rows: list[dict] = []
+
+    def check_quality(model: str, metrics: dict) -> None:
+        gate_rows.extend(quality.check(model, metrics, gates, strict=strict, where=stage_marker(workdir, model)))
+
+    model_metrics = train_all(config, workdir, needed, plan=plan, clock=clock, after_model=check_quality)
+    quality_summary = quality.summary(gate_rows, gates)
     explainers = build_explainers(config, workdir, methods)
     maps_dir = os.path.join(workdir, "maps")
     shard_size = int(config.eval.shard_size)
@@ -457,10 +443,10 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
     with clock.stage("metrics"):
         results = evaluate_maps(config, maps_dir, test, explainers, methods)
     meta_eval = results.pop("meta_eval")
-    results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name,
-                   meta={"models": _jsonable(model_metrics), "evaluation": meta_eval,
+    results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name, quality=quality_summary,
+                   meta={"models": to_jsonable(model_metrics), "evaluation": meta_eval,
                          "attribution": attribution, "steps": int(config.eval.steps),
-                         "explainers": _jsonable(explainers.describe()),
+                         "explainers": to_jsonable(explainers.describe()),
                          "total_seconds": time.perf_counter() - started,
                          "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}"})
     examples = figure_examples(config, maps_dir, test, methods)
@@ -468,8 +454,6 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
         results["meta"]["time_table"] = timings.current_time_table(workdir, clock)
         paths = write_report(workdir, results, examples)
         if config.eval.get("explorer", True):
-            from advpath_jax.view.build import build_explorer, link_from_report
-
             paths["explorer"] = build_explorer(workdir, config=config)["index"]
             link_from_report(paths["report"], paths["explorer"])
             print(f"[run] explorer: {paths['explorer']} (open it in a browser, or `advpath view {workdir} --serve`)")

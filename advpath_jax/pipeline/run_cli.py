@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from advpath_jax import distributed
 from advpath_jax.config_utils import load_config
 
 
@@ -22,19 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain", default=None, metavar="MODEL[,MODEL...]",
                         help="train these models again although finished (e.g. after changing their "
                              "settings); the models trained against them and the maps are redone too")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit status 2) when a model is under its quality bar (classifier AUC, "
+                             "generator flip/keep rates, ...) instead of warning and going on")
 
 
 def main(args: argparse.Namespace) -> int:
-    from advpath_jax import distributed
-
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    # imported after jax.distributed.initialize: the pipeline's modules may touch the devices
+    from advpath_jax.explain.registry import parse_method_list
     from advpath_jax.pipeline.run import run
 
     config = load_config(args.config, args.overrides)
     workdir = args.workdir or f"runs/{config.name}"
-    from advpath_jax.explain.registry import parse_method_list
-
     methods = parse_method_list(args.methods) if args.methods else None
     retrain = [m.strip() for m in args.retrain.split(",") if m.strip()] if args.retrain else []
-    run(config, workdir, methods=methods, retrain=retrain)
+    run(config, workdir, methods=methods, retrain=retrain, strict=args.strict)
     return 0

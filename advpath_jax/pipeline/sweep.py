@@ -20,8 +20,10 @@ import numpy as np
 import advpath_jax as ap
 from advpath_jax.attribution.methods import path_attribution_multi
 from advpath_jax.attribution.weights import parse_weight, weight_name
+from advpath_jax.data import load_split
 from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers
 from advpath_jax.pipeline import attribute
+from advpath_jax.pipeline.report import write_report
 from advpath_jax.pipeline.run import (PERTURBATION, build_explainers, evaluate_maps, maps_fingerprint,
                                       model_records, models_needed, perturbation_fn, train_all)
 
@@ -63,9 +65,6 @@ def sweep_explain_fn(explainers: Explainers, kind: str, weights: Sequence[str], 
 
 def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce",
               smooth: bool = True) -> dict:
-    from advpath_jax.data import load_split
-    from advpath_jax.pipeline.report import write_report
-
     if kind not in GENERATOR_LABELS:
         raise ValueError(f"generator must be one of {sorted(GENERATOR_LABELS)}, got {kind!r}")
     weights = list(weights)

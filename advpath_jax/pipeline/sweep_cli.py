@@ -34,7 +34,7 @@ def split_weights(text: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from advpath_jax.pipeline.sweep import run_sweep
+    from advpath_jax.pipeline.sweep import run_sweep  # the pipeline loads when the command runs, not for --help
 
     config = load_config(args.config, args.overrides)
     run_sweep(config, args.workdir or f"runs/{config.name}", split_weights(args.weights),

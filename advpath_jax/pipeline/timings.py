@@ -16,13 +16,12 @@ CPU utilisation = CPU seconds ÷ wall seconds ÷ cores (1.0: every core busy all
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
 from typing import Callable, Iterator, Mapping
 
-from advpath_jax.io_utils import write_json_atomic
+from advpath_jax.io_utils import read_json, write_json_atomic
 
 TIMINGS_DIR = "timings"
 #: the whole-process entry (start of ``run`` to its end)
@@ -124,8 +123,7 @@ def load_timings(workdir: str, exclude: str | None = None) -> dict:
         if exclude and os.path.abspath(path) == os.path.abspath(exclude):
             continue
         try:
-            with open(path) as fh:
-                stages = json.load(fh)["stages"]
+            stages = read_json(path, "timings file")["stages"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a readable timings file ({err}); delete it to leave "
                              f"that process out of the time table") from None

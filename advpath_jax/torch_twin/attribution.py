@@ -36,6 +36,7 @@ import numpy as np
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
 from advpath_jax.attribution.smoothing import gaussian_kernel
 from advpath_jax.torch_twin import require_torch
+from advpath_jax.validation import check_finite_flag, check_floating, check_same_shape, check_shape
 
 torch = require_torch()
 F = torch.nn.functional
@@ -95,25 +96,22 @@ class StableSigmoid(torch.autograd.Function):
 # ---------------------------------------------------------------------------- validation
 
 
+NCHW = "[B, C, H, W]"
+
+
 def _check_images(x, name: str) -> None:
+    """A floating, finite ``[B, C, H, W]`` tensor (the rules of :mod:`advpath_jax.validation`)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [B, C, H, W], got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have rank 4 [B, C, H, W], got shape {tuple(x.shape)}")
-    if not torch.is_floating_point(x):
-        raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or Inf values")
+        raise ValueError(f"{name}: expected a torch.Tensor {NCHW}, got {type(x).__name__}")
+    check_shape(x.shape, name=name, rank=4, layout=NCHW)
+    check_floating(torch.is_floating_point(x), x.dtype, name)
+    check_finite_flag(bool(torch.isfinite(x).all()), name)
 
 
 def _check_pair(x_start, x_end, names=("x_start", "x_end")) -> None:
     _check_images(x_start, names[0])
     _check_images(x_end, names[1])
-    if x_start.shape != x_end.shape:
-        raise ValueError(f"{names[0]} and {names[1]} shapes differ: "
-                         f"{tuple(x_start.shape)} vs {tuple(x_end.shape)}")
+    check_same_shape(x_start, x_end, names)
 
 
 def _check_impl(impl: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from flax import nnx
 
 from advpath_jax.models.resnet import ResNet, ResNetSpec
+from advpath_jax.models.torchvision_import import _build, _check_concrete, fill_model, state_dict_arrays
 from advpath_jax.torch_twin import require_torch
 from advpath_jax.torch_twin.resnet import TorchResNet
 
@@ -125,8 +126,6 @@ def flax_resnet_from_torch(twin_or_state_dict: Any, spec: ResNetSpec | None = No
     ``spec`` defaults to the twin's. A state_dict with missing, extra or mis-shaped entries
     raises ``ValueError`` naming ``source`` and the first offending key.
     """
-    from advpath_jax.models.torchvision_import import _build, _check_concrete, fill_model, state_dict_arrays
-
     if isinstance(twin_or_state_dict, TorchResNet):
         spec = twin_or_state_dict.spec if spec is None else spec
         twin_or_state_dict = twin_or_state_dict.state_dict()

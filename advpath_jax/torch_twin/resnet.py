@@ -13,6 +13,7 @@ import numpy as np
 
 from advpath_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, STAGE_BLOCKS, ResNetSpec
 from advpath_jax.torch_twin import require_torch
+from advpath_jax.validation import check_host_images, check_min_size, check_shape
 
 torch = require_torch()
 nn = torch.nn
@@ -111,24 +112,15 @@ class TorchResNet(nn.Module):
 
 
 def _check_nchw(x, channels: int) -> None:
-    if x.ndim != 4:
-        raise ValueError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise ValueError(f"model expects {channels} channel(s), got images of shape {tuple(x.shape)} (NCHW)")
-    if min(x.shape[2:]) < 32:
-        raise ValueError(f"images must be at least 32x32, got {tuple(x.shape[2:])}")
+    check_shape(x.shape, name="images", rank=4, layout="[B, C, H, W]", channels=channels,
+                channel_axis=1, allow_empty=True)
+    check_min_size(x.shape[2:], 32, "images")
 
 
 def images_to_torch(x: np.ndarray, *, device: str | None = None, dtype=None):
-    """NHWC numpy images ``[B, H, W, C]`` -> contiguous NCHW tensor ``[B, C, H, W]``."""
-    arr = np.asarray(x)
-    if arr.ndim != 4:
-        raise ValueError(f"expected images [B, H, W, C], got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"expected floating-point images, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("images contain NaN or infinite values")
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2), dtype=np.float32))
+    """NHWC numpy images ``[B, H, W, C]`` (floating, finite) -> contiguous NCHW tensor ``[B, C, H, W]``."""
+    arr = check_host_images(x, name="images", value_range=None, allow_empty=True)
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
     return t.to(device=device, dtype=dtype or torch.float32)
 
 

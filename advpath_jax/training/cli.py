@@ -9,10 +9,14 @@ latest checkpoint (or does nothing more when training is complete).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-MODELS = ("classifier", "cyce", "syce", "sagen", "mgen", "translator")
+from advpath_jax.config_utils import load_config
+from advpath_jax.training import classifier, generators, mgen, translator
+from advpath_jax.training.stage_record import ensure_record
+from advpath_jax.training.trainer import NonFiniteLossError
+
+MODELS = ("classifier", "cyce", "syce", "sagen", "mgen", "translator")  # in training order
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,23 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def train(model: str, config, workdir: str):
     """Dispatch to the training function of ``model``; returns its summary dict."""
     if model == "classifier":
-        from advpath_jax.training.classifier import train_classifier
-        return train_classifier(config, workdir)
+        return classifier.train_classifier(config, workdir)
     if model in ("cyce", "syce", "sagen"):
-        from advpath_jax.training.generators import train_generators
-        return train_generators(config, workdir, model)
+        return generators.train_generators(config, workdir, model)
     if model == "mgen":
-        return importlib.import_module("advpath_jax.training.mgen").train_mgen(config, workdir)
+        return mgen.train_mgen(config, workdir)
     if model == "translator":
-        return importlib.import_module("advpath_jax.training.translator").train_translator(config, workdir)
+        return translator.train_translator(config, workdir)
     raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
 
 def main(args: argparse.Namespace) -> int:
-    from advpath_jax.config_utils import load_config
-    from advpath_jax.training.stage_record import ensure_record
-    from advpath_jax.training.trainer import NonFiniteLossError
-
     try:
         config = load_config(args.config, args.overrides)
         ensure_record(config, args.workdir, args.model)  # same settings as any earlier training here

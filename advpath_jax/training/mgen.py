@@ -17,35 +17,40 @@ in the config): the hinges are Carlini–Wagner margins on the binary logit, whi
 two classes is the difference of the two class logits. Area and smoothness are taken
 on the network's half-resolution mask (the full-resolution mask is its bilinear
 upsampling). The blur is the project's Gaussian (border-normalised, see
-:func:`advpath_jax.explain.mpert.normalized_blur`) with σ = 10 px at 224 px, scaled.
+:func:`advpath_jax.attribution.smoothing.normalized_blur`) with σ = 10 px at 224 px, scaled.
+
+MGen's spec, fingerprint and loading (``load_mgen``) live in :mod:`advpath_jax.store.models`;
+its masks (inference) in :mod:`advpath_jax.generators.mgen`; this module trains it and measures its quality.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
-from advpath_jax.explain.mpert import normalized_blur
-from advpath_jax.models.mgen import MGen, MGenSpec, make_mgen, upsample_half_mask
+from advpath_jax.attribution.adapters import score_fn
+from advpath_jax.attribution.smoothing import normalized_blur
+from advpath_jax.data.sampler import epoch_steps, shuffled_batches
+from advpath_jax.generators.mgen import mgen_maps
+from advpath_jax.metrics.deletion import deletion_flips
+from advpath_jax.models.mgen import MGen, make_mgen, upsample_half_mask
+from advpath_jax.models.probability import predicted_class, signed_class
+from advpath_jax.store.checkpoint import model_dir
+from advpath_jax.store.models import MGEN as MODEL_NAME
+from advpath_jax.store.models import load_classifier, load_mgen, mgen_fingerprint, mgen_spec
 from advpath_jax.training import trainer
-from advpath_jax.training.checkpoint import load_models, model_dir
+from advpath_jax.training.inputs import check_training_images, load_split_images
+from advpath_jax.training.schedules import LearningRate, make_optimizer
 
 REFERENCE_IMAGE_SIZE = 224
-MODEL_NAME = "mgen"
 
 
 # ----------------------------------------------------------------------------- loss terms
-
-def signed_class(c: jax.Array, dtype=jnp.float32) -> jax.Array:
-    """``+1`` for predicted class 1, ``−1`` for class 0 (``[B]``)."""
-    return 2.0 * jnp.asarray(c, dtype) - 1.0
-
 
 def area_loss(m: jax.Array, power: float = 0.3, eps: float = 5e-4) -> jax.Array:
     """``mean((m + eps)^power)`` over all mask pixels."""
@@ -101,7 +106,7 @@ def mgen_loss(mgen: MGen, logit_fn: Callable[[jax.Array], jax.Array], x: jax.Arr
     """
     logit = jax.lax.stop_gradient(logit_fn(x))
     p = jax.nn.sigmoid(logit)
-    c = (p >= 0.5).astype(jnp.int32)
+    c = predicted_class(p)
     half = mgen.half_mask(x, p)
     m = upsample_half_mask(half, x.shape[1:3])
     blurred = normalized_blur(x, s.blur_sigma)
@@ -123,33 +128,6 @@ def eval_graphdef(graphdef: Any, state: Any) -> Any:
     return nnx.split(model)[0]
 
 
-def image_batches(images: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  steps: int) -> Iterator[dict[str, np.ndarray]]:
-    """``steps`` shuffled full batches ``{"image": [batch, H, W, C]}`` (order from ``(seed, epoch)``)."""
-    order = trainer.epoch_rng(seed, epoch).permutation(len(images))
-    for i in range(steps):
-        yield {"image": images[order[i * batch_size:(i + 1) * batch_size]]}
-
-
-def load_split_images(config: Any, split: str) -> np.ndarray:
-    """The images ``[N, H, W, C]`` of one split of ``config.data`` (``advpath_jax.data.load_split``)."""
-    from advpath_jax.data import load_split
-
-    images = np.asarray(load_split(config.data, split)["image"], np.float32)
-    if len(images) == 0:
-        raise ValueError(f"split {split!r} of data set {config.data.name!r} is empty")
-    return images
-
-
-def check_training_images(images: Any, what: str) -> np.ndarray:
-    arr = np.asarray(images)
-    if arr.ndim != 4 or not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"{what}: expected float images [N, H, W, C], got {arr.dtype} {arr.shape}")
-    if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-        raise ValueError(f"{what}: images must be finite and lie in [0, 1]")
-    return arr.astype(np.float32)
-
-
 def batched_mean(fn: Callable[[jax.Array], Mapping[str, jax.Array]], images: np.ndarray,
                  batch_size: int) -> dict[str, float]:
     """Mean of ``fn``'s scalars over the full batches of ``images`` (a remainder smaller than
@@ -167,18 +145,6 @@ def batched_mean(fn: Callable[[jax.Array], Mapping[str, jax.Array]], images: np.
 
 # ----------------------------------------------------------------------------- the task
 
-def mgen_spec(config: Any) -> MGenSpec:
-    s = config.mgen
-    return MGenSpec(base_channels=int(s.base_channels), depth=int(s.depth),
-                    in_channels=int(config.data.get("channels", 1)), dropout=float(s.dropout))
-
-
-def mgen_fingerprint(config: Any) -> dict[str, Any]:
-    spec = mgen_spec(config)
-    return {"model": "mgen", "base_channels": spec.base_channels, "depth": spec.depth, "dropout": spec.dropout,
-            "image_size": int(config.data.image_size), "in_channels": spec.in_channels}
-
-
 def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray,
                    val_images: np.ndarray) -> trainer.Task:
     """MGen as a :class:`trainer.Task` on given image arrays ``[N, H, W, C]`` in [0, 1]."""
@@ -188,11 +154,10 @@ def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray
     image_size = int(train_images.shape[1])
     settings = MGenLossSettings.from_config(section, image_size)
     batch_size = int(section.batch_size)
-    tx = optax.adam(float(section.lr))
-
-    steps = len(train_images) // batch_size
-    if section.get("steps_per_epoch"):
-        steps = min(steps, int(section.steps_per_epoch))
+    steps = epoch_steps(len(train_images), batch_size, section.get("steps_per_epoch"))
+    learning_rate = LearningRate.from_config(section)
+    tx = make_optimizer(learning_rate, int(section.epochs) * steps)
+    seed = int(config.seed)
 
     mgen_gd, mgen_state0 = nnx.split(make_mgen(mgen_spec(config), seed=int(config.seed)))
     mgen_eval_gd = eval_graphdef(mgen_gd, mgen_state0)
@@ -206,7 +171,7 @@ def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray
         state["opt"] = {MODEL_NAME: tx.init(trainer.param_state(mgen_gd, state["models"][MODEL_NAME]))}
         return state
 
-    def train_step(state, batch, key, lr_scale):
+    def train_step(state, batch, key):
         del key
 
         def loss_fn(models):
@@ -217,8 +182,7 @@ def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray
             {MODEL_NAME: state["models"][MODEL_NAME], "classifier": state["frozen"]["classifier"]},
             wrt=[MODEL_NAME])
         params = trainer.param_state(mgen_gd, new_states[MODEL_NAME])
-        params, opt_state = trainer.apply_gradients(tx, grads[MODEL_NAME], state["opt"][MODEL_NAME],
-                                                    params, lr_scale)
+        params, opt_state = trainer.apply_gradients(tx, grads[MODEL_NAME], state["opt"][MODEL_NAME], params)
         new_model_state = trainer.replace_params(mgen_gd, new_states[MODEL_NAME], params)
         new_state = {"models": {MODEL_NAME: new_model_state}, "opt": {MODEL_NAME: opt_state},
                      "frozen": state["frozen"]}
@@ -236,11 +200,14 @@ def make_mgen_task(config: Any, classifier: nnx.Module, train_images: np.ndarray
                                                  state["frozen"]["classifier"], x),
                             val_images, batch_size)
 
+    def train_batches(epoch):
+        for idx in shuffled_batches(len(train_images), batch_size, steps, seed=seed, epoch=epoch):
+            yield {"image": train_images[idx]}
+
     return trainer.Task(
-        name=MODEL_NAME, init_state=init_state, train_step=train_step,
-        train_batches=lambda epoch: image_batches(train_images, batch_size, int(config.seed), epoch, steps),
-        steps_per_epoch=steps, evaluate=evaluate,
-        monitor="loss", mode="min", fingerprint=mgen_fingerprint(config))
+        name=MODEL_NAME, init_state=init_state, train_step=train_step, train_batches=train_batches,
+        steps_per_epoch=steps, evaluate=evaluate, monitor="loss", mode="min",
+        fingerprint=mgen_fingerprint(config), learning_rate=learning_rate)
 
 
 # ----------------------------------------------------------------------------- quality figure
@@ -250,8 +217,6 @@ def destruction_figures(logit_fn: Callable, images: np.ndarray, masks: np.ndarra
     """MGen's quality figure, as the generators' flip rate: the share of images ``[N,H,W,C]``
     whose destroyed image ``Φ(x, m) = x (1 − m) + blur(x) m`` (masks ``[N,H,W]``, 1 = salient)
     is given another predicted class than ``x``, and the mean mask area ``mean(m)``."""
-    from advpath_jax.explain.mpert import deletion_flips
-
     flips = deletion_flips(logit_fn, images, masks, blur_sigma)
     return {"flip_rate": float(np.mean(flips)), "mean_mask_area": float(np.mean(np.asarray(masks)))}
 
@@ -259,9 +224,6 @@ def destruction_figures(logit_fn: Callable, images: np.ndarray, masks: np.ndarra
 def mgen_quality(mgen: MGen, classifier: nnx.Module, images: np.ndarray, blur_sigma: float,
                  batch_size: int = 64) -> dict[str, float]:
     """:func:`destruction_figures` of a trained MGen's masks on ``images [N,H,W,C]`` (in batches)."""
-    from advpath_jax.attribution.adapters import score_fn
-    from advpath_jax.explain.mgen import mgen_maps
-
     f, logit_fn = score_fn(classifier), score_fn(classifier, output="logit")
     flips, areas = [], []
     for i in range(0, len(images), batch_size):
@@ -275,8 +237,6 @@ def mgen_quality(mgen: MGen, classifier: nnx.Module, images: np.ndarray, blur_si
 def quality_report(config: Any, workdir: str) -> dict[str, float]:
     """``flip_rate_val``, ``flip_rate`` (test), ``mean_mask_area`` (test), ``mean_mask_area_val``
     of the trained MGen of ``workdir`` (stored with its model metrics)."""
-    from advpath_jax.training.classifier import load_classifier
-
     classifier = load_classifier(workdir, config)
     model = load_mgen(workdir, config)
     sigma = MGenLossSettings.from_config(config.mgen, int(config.data.image_size)).blur_sigma
@@ -294,8 +254,6 @@ def train_mgen(config: Any, workdir: str, *, max_steps: int | None = None) -> di
     ``workdir`` is the run directory. Returns the validation terms of the best checkpoint
     (also in ``WORKDIR/mgen/metrics.jsonl``).
     """
-    from advpath_jax.training.classifier import load_classifier
-
     out_dir = model_dir(workdir, MODEL_NAME)
     trainer.save_run_config(out_dir, config)
     classifier = load_classifier(workdir, config)
@@ -308,14 +266,3 @@ def train_mgen(config: Any, workdir: str, *, max_steps: int | None = None) -> di
     return {"stopped_early": result.stopped_early, "best_epoch": result.best_epoch,
             "best_val_loss": result.best_value, **({k: v for k, v in best[0].items() if k.startswith("val_")}
                                                    if best else {}), **quality}
-
-
-def load_mgen(workdir: str, config: Any, *, which: str = "best") -> MGen:
-    """The trained MGen of run directory ``workdir`` (``WORKDIR/mgen``, eval mode).
-
-    Raises FileNotFoundError when it was not trained, ValueError for another config's checkpoint.
-    """
-    spec = mgen_spec(config)
-    models = load_models(model_dir(workdir, MODEL_NAME), lambda: {MODEL_NAME: make_mgen(spec)},
-                         mgen_fingerprint(config), which=which)
-    return models[MODEL_NAME]

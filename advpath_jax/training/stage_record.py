@@ -30,9 +30,9 @@ import os
 import uuid
 from typing import Any, Mapping
 
+from advpath_jax.config_utils import jsonable
 from advpath_jax.errors import AdvpathError
-from advpath_jax.io_utils import write_json_atomic
-from advpath_jax.training.checkpoint import _jsonable
+from advpath_jax.io_utils import read_json, write_json_atomic
 
 RECORD = "fingerprint.json"
 MODEL_SECTION = {"classifier": "classifier", "cyce": "generators", "syce": "generators",
@@ -51,7 +51,7 @@ def record_path(workdir: str, model: str) -> str:
 def _section(config, name: str, drop: tuple[str, ...]) -> dict[str, Any]:
     if name not in config:
         return {}
-    section = _jsonable(config[name])
+    section = jsonable(config[name])
     return {k: v for k, v in section.items() if k not in drop}
 
 
@@ -70,7 +70,7 @@ def model_fingerprint(config, model: str, trained_against: Mapping[str, Mapping[
         raise AdvpathError(f"{model} needs the record of {', '.join(missing)} to be fingerprinted")
     return {
         "model": model,
-        "seed": _jsonable(config.get("seed")),
+        "seed": jsonable(config.get("seed")),
         "data": _section(config, "data", NOT_RESULT_FIELDS + LOCATION_FIELDS),
         section: _section(config, section, drop),
         "trained_against": {d: {"digest": digest(trained_against[d]["fingerprint"]),
@@ -80,7 +80,7 @@ def model_fingerprint(config, model: str, trained_against: Mapping[str, Mapping[
 
 def digest(fingerprint: Mapping[str, Any]) -> str:
     """A short stable hash of a fingerprint (canonical JSON)."""
-    text = json.dumps(_jsonable(dict(fingerprint)), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(jsonable(dict(fingerprint)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -89,18 +89,14 @@ def read_record(workdir: str, model: str) -> dict[str, Any] | None:
     path = record_path(workdir, model)
     if not os.path.exists(path):
         return None
-    try:
-        with open(path) as fh:
-            record = json.load(fh)
-    except (OSError, ValueError) as err:
-        raise AdvpathError(f"cannot read the settings record {path}: {err}") from err
+    record = read_json(path, "the settings record")
     if not isinstance(record, dict) or not {"fingerprint", "instance"} <= set(record):
         raise AdvpathError(f"settings record {path} is not one written by advpath_jax")
     return record
 
 
 def new_record(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
-    return {"fingerprint": _jsonable(dict(fingerprint)), "instance": uuid.uuid4().hex}
+    return {"fingerprint": jsonable(dict(fingerprint)), "instance": uuid.uuid4().hex}
 
 
 def write_record(workdir: str, model: str, record: Mapping[str, Any]) -> None:
@@ -118,7 +114,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def differences(stored: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
     """``"field: stored -> expected"`` for every dotted field where the two differ."""
-    a, b = _flatten(_jsonable(dict(stored))), _flatten(_jsonable(dict(expected)))
+    a, b = _flatten(jsonable(dict(stored))), _flatten(jsonable(dict(expected)))
     return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
             for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
 

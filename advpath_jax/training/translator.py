@@ -21,62 +21,40 @@ unconditional: it judges realism of both classes.
 Batches are balanced: half images predicted 0, half predicted 1 (the rarer class is
 cycled). ``n_critic`` critic updates precede each generator update, on the same batch.
 
-Inference helpers: :func:`translate_to_opposite` (each image to the opposite of its
-predicted class) and :func:`evaluate_translator` (flip rate on a split, written as
-JSON).
+Where things live: the translator's spec, fingerprint and loading (``load_translator``) in
+:mod:`advpath_jax.store.models`; its inference (:func:`~advpath_jax.generators.translator.translate_to_opposite`,
+the flip statistics) in :mod:`advpath_jax.generators.translator`. This module trains it and
+writes its evaluation (:func:`evaluate_translator`: flip rate on a split, as JSON).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from jax.tree_util import Partial
 
-from advpath_jax.attribution.core import as_partial
-from advpath_jax.explain.mpert import check_images
-from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
-from advpath_jax.models.translator import Translator, TranslatorSpec, make_translator
+from advpath_jax.attribution.adapters import score_fn
+from advpath_jax.data.sampler import balanced_batches, epoch_steps
+from advpath_jax.generators.translator import eval_translator_split, flip_statistics, translate_program
+from advpath_jax.io_utils import write_json_atomic
+from advpath_jax.models.probability import predicted_class
+from advpath_jax.models.translator import Translator
+from advpath_jax.store.checkpoint import model_dir
+from advpath_jax.store.models import TRANSLATOR as MODEL_NAME
+from advpath_jax.store.models import build_translator_models, load_classifier, load_translator, translator_fingerprint
+from advpath_jax.store.predictions import make_score_fn, predict_in_batches
 from advpath_jax.training import losses, trainer
-from advpath_jax.training.checkpoint import load_models, model_dir, write_json_atomic
-from advpath_jax.training.mgen import check_training_images, eval_graphdef, load_split_images
+from advpath_jax.training.schedules import LearningRate, make_optimizer
+from advpath_jax.training.inputs import check_training_images, load_split_images
+from advpath_jax.training.mgen import eval_graphdef
 
-MODEL_NAME = "translator"
 G, D = "G", "D"
 EVAL_FILE = "test_metrics.json"
-
-
-# ----------------------------------------------------------------------------- specs
-
-def translator_spec(config: Any) -> TranslatorSpec:
-    s = config.translator
-    return TranslatorSpec(base_channels=int(s.base_channels), depth=int(s.depth),
-                          in_channels=int(config.data.get("channels", 1)), dropout=float(s.dropout))
-
-
-def critic_spec(config: Any) -> DiscriminatorSpec:
-    s = config.translator
-    return DiscriminatorSpec(image_size=int(config.data.image_size), in_channels=int(config.data.get("channels", 1)),
-                             base_channels=int(s.critic_channels), layers=int(s.critic_layers))
-
-
-def translator_fingerprint(config: Any) -> dict[str, Any]:
-    g, d = translator_spec(config), critic_spec(config)
-    return {"model": "translator", "base_channels": g.base_channels, "depth": g.depth, "dropout": g.dropout,
-            "in_channels": g.in_channels, "image_size": d.image_size, "critic_channels": d.base_channels,
-            "critic_layers": d.layers}
-
-
-def build_translator_models(config: Any, seed: int | None = None) -> dict[str, nnx.Module]:
-    seed = int(config.seed) if seed is None else seed
-    return {G: make_translator(translator_spec(config), seed=seed),
-            D: make_discriminator(critic_spec(config), seed=seed + 100)}
 
 
 # ----------------------------------------------------------------------------- losses
@@ -126,8 +104,6 @@ def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.n
         raise ValueError(f"translator.batch_size must be an even number >= 2, got {batch_size}")
     half = batch_size // 2
     seed = int(config.seed)
-    tx = {G: optax.adam(float(s.lr), b1=float(s.beta1), b2=float(s.beta2)),
-          D: optax.adam(float(s.lr), b1=float(s.beta1), b2=float(s.beta2))}
 
     models0 = build_translator_models(config)
     gds, states0 = {}, {}
@@ -137,28 +113,31 @@ def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.n
     clf_gd, clf_state = nnx.split(classifier)
     clf_gd = eval_graphdef(clf_gd, clf_state)
 
-    score = _score_program(clf_gd)
-    train_pred = _predict(score, clf_state, train_images, batch_size)
+    score = make_score_fn(clf_gd)
+    train_pred = np.asarray(predicted_class(predict_in_batches(score, clf_state, train_images, batch_size)), np.int32)
     idx0, idx1 = np.flatnonzero(train_pred == 0), np.flatnonzero(train_pred == 1)
     if len(idx0) == 0 or len(idx1) == 0:
         raise ValueError(f"the classifier predicts a single class on all translator training images "
                          f"({len(idx0)} predicted 0, {len(idx1)} predicted 1); train it further")
-    steps = len(train_images) // batch_size
-    if s.get("steps_per_epoch"):
-        steps = min(steps, int(s.steps_per_epoch))
+    steps = epoch_steps(len(train_images), batch_size, s.get("steps_per_epoch"))
+    learning_rate = LearningRate.from_config(s)
+    adam = dict(b1=float(s.beta1), b2=float(s.beta2))
+    total = int(s.epochs) * steps
+    tx = {G: make_optimizer(learning_rate, total, **adam),
+          D: make_optimizer(learning_rate, total, updates_per_step=n_critic, **adam)}  # n_critic updates a step
 
     def init_state():
         state = jax.tree.map(jnp.copy, {"models": dict(states0), "frozen": {"classifier": clf_state}})
         state["opt"] = {n: tx[n].init(trainer.param_state(gds[n], state["models"][n])) for n in (G, D)}
         return state
 
-    def update(state, name, grads, new_state, lr_scale):
+    def update(state, name, grads, new_state):
         params = trainer.param_state(gds[name], new_state)
-        params, opt = trainer.apply_gradients(tx[name], grads, state["opt"][name], params, lr_scale)
+        params, opt = trainer.apply_gradients(tx[name], grads, state["opt"][name], params)
         models = {**state["models"], name: trainer.replace_params(gds[name], new_state, params)}
         return {"models": models, "opt": {**state["opt"], name: opt}, "frozen": state["frozen"]}
 
-    def train_step(state, batch, key, lr_scale):
+    def train_step(state, batch, key):
         x = jnp.concatenate([batch["x0"], batch["x1"]], axis=0)
         c = jnp.concatenate([jnp.zeros(half, jnp.int32), jnp.ones(half, jnp.int32)])
         frozen = {"classifier": state["frozen"]["classifier"]}
@@ -170,25 +149,21 @@ def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.n
             k = jax.random.fold_in(key, i)
             _, d_metrics, grads, new = trainer.value_and_grad_models(
                 lambda m: critic_loss(m[D], x, fake, k, gp_weight), gds, state["models"], [D])
-            state = update(state, D, grads[D], new[D], lr_scale)
+            state = update(state, D, grads[D], new[D])
 
         def g_loss(m):
             return generator_loss(m[G], m[D], m["classifier"], x, c, w)
 
         loss, g_metrics, grads, new = trainer.value_and_grad_models(
             g_loss, all_gds, {**state["models"], **frozen}, [G])
-        state = update(state, G, grads[G], new[G], lr_scale)
+        state = update(state, G, grads[G], new[G])
         return state, {"loss": loss, **g_metrics, **d_metrics}
 
-    def train_batches(epoch):
-        rng = trainer.epoch_rng(seed, epoch)
-        need = steps * half
-        o0 = np.resize(rng.permutation(idx0), need)  # the rarer class is cycled
-        o1 = np.resize(rng.permutation(idx1), need)
-        for i in range(steps):
-            yield {"x0": train_images[o0[i * half:(i + 1) * half]], "x1": train_images[o1[i * half:(i + 1) * half]]}
+    def train_batches(epoch):  # half predicted 0, half predicted 1 (the rarer class cycled)
+        for i0, i1 in balanced_batches(idx0, idx1, half, steps, seed=seed, epoch=epoch):
+            yield {"x0": train_images[i0], "x1": train_images[i1]}
 
-    program = _translate_program(g_eval_gd)
+    program = translate_program(g_eval_gd)
     f_val = Partial(score, clf_state)
 
     def evaluate(state):
@@ -196,80 +171,8 @@ def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.n
 
     return trainer.Task(name=MODEL_NAME, init_state=init_state, train_step=train_step,
                         train_batches=train_batches, steps_per_epoch=steps, evaluate=evaluate,
-                        monitor="flip_rate", mode="max", fingerprint=translator_fingerprint(config))
-
-
-# ----------------------------------------------------------------------------- inference
-
-@functools.lru_cache(maxsize=16)
-def _score_program(graphdef: Any) -> Callable:
-    def score(state, x):
-        return jax.nn.sigmoid(nnx.merge(graphdef, state)(x))
-    return score
-
-
-def _predict(score: Callable, state: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
-    fn = jax.jit(score)
-    out = [np.asarray(fn(state, jnp.asarray(images[i:i + batch_size]))) for i in range(0, len(images), batch_size)]
-    return (np.concatenate(out) >= 0.5).astype(np.int32)
-
-
-@functools.lru_cache(maxsize=16)
-def _translate_program(graphdef: Any) -> Callable:
-    """Jitted ``(state, f, x) -> (x', p(x), p(x'))`` translating each image to its opposite class."""
-    @jax.jit
-    def run(state, f, x):
-        p = f(x)
-        target = (p < 0.5).astype(jnp.int32)
-        out = nnx.merge(graphdef, state)(x, target)
-        return out, p, f(out)
-    return run
-
-
-def _eval_split(translator: Translator) -> tuple[Any, Any]:
-    if not isinstance(translator, Translator):
-        raise ValueError(f"expected an advpath_jax.models.translator.Translator, got {type(translator).__name__}")
-    graphdef, state = nnx.split(translator)
-    return eval_graphdef(graphdef, state), state
-
-
-def translate_to_opposite(translator: Translator, classifier_f: Callable, x) -> jax.Array:
-    """Translate each image ``x [B,H,W,C]`` to the opposite of its predicted class.
-
-    ``classifier_f``: ``[B,H,W,C] -> [B]`` probability of class 1 (e.g.
-    ``advpath_jax.score_fn(model)``); predicted class ``c = 1[f(x) >= 0.5]``, target ``1 − c``.
-    Returns ``x' [B,H,W,C]`` in [0, 1]. The translator is used in eval mode.
-    """
-    x = check_images(x)
-    graphdef, state = _eval_split(translator)
-    out, _, _ = _translate_program(graphdef)(state, as_partial(classifier_f), x)
-    return out
-
-
-def flip_statistics(program: Callable, state: Any, f: Partial, images: np.ndarray,
-                    batch_size: int) -> dict[str, float]:
-    """Flip rate (overall and per predicted class) and mean |x' − x| over ``images``."""
-    flips, preds, change = [], [], []
-    if len(images) == 0:
-        raise ValueError("flip_statistics: no images")
-    for i in range(0, len(images), batch_size):
-        chunk = images[i:i + batch_size]
-        k = len(chunk)
-        if k < batch_size:  # pad to one compiled shape; the padding is dropped below
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - k, axis=0)])
-        x = jnp.asarray(chunk)
-        out, p, p_out = program(state, f, x)
-        pred = np.asarray(p)[:k] >= 0.5
-        preds.append(pred)
-        flips.append((np.asarray(p_out)[:k] >= 0.5) != pred)
-        change.append(np.asarray(jnp.mean(jnp.abs(out - x), axis=(1, 2, 3)))[:k])
-    flips, preds, change = np.concatenate(flips), np.concatenate(preds), np.concatenate(change)
-    stats = {"flip_rate": float(flips.mean()), "mean_abs_change": float(change.mean()), "n": int(len(flips))}
-    for c in (0, 1):
-        sel = preds == bool(c)
-        stats[f"flip_rate_pred{c}"] = float(flips[sel].mean()) if sel.any() else float("nan")
-        stats[f"n_pred{c}"] = int(sel.sum())
-    return stats
+                        monitor="flip_rate", mode="max", fingerprint=translator_fingerprint(config),
+                        learning_rate=learning_rate)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -280,8 +183,6 @@ def train_translator(config: Any, workdir: str, *, max_steps: int | None = None)
     ``workdir`` is the run directory. Returns the test-split evaluation of the best
     checkpoint (see :func:`evaluate_translator`).
     """
-    from advpath_jax.training.classifier import load_classifier
-
     out_dir = model_dir(workdir, MODEL_NAME)
     trainer.save_run_config(out_dir, config)
     classifier = load_classifier(workdir, config)
@@ -294,16 +195,6 @@ def train_translator(config: Any, workdir: str, *, max_steps: int | None = None)
     return evaluate_translator(config, workdir, classifier=classifier)
 
 
-def load_translator(workdir: str, config: Any, *, which: str = "best") -> Translator:
-    """The trained translator of run directory ``workdir`` (``WORKDIR/translator``, eval mode).
-
-    Raises FileNotFoundError when it was not trained, ValueError for another config's checkpoint.
-    """
-    models = load_models(model_dir(workdir, MODEL_NAME), lambda: build_translator_models(config),
-                         translator_fingerprint(config), which=which)
-    return models[G]
-
-
 def evaluate_translator(config: Any, workdir: str, *, split: str = "test", translator: Translator | None = None,
                         classifier: nnx.Module | None = None) -> dict[str, Any]:
     """Flip rate of the translator on ``split``; written to ``WORKDIR/translator/test_metrics.json``.
@@ -312,14 +203,11 @@ def evaluate_translator(config: Any, workdir: str, *, split: str = "test", trans
     to the opposite class; target >= 0.9), ``flip_rate_pred0`` / ``flip_rate_pred1``,
     ``n_pred0`` / ``n_pred1``, ``mean_abs_change`` (mean |x' − x|), ``n``, ``split``.
     """
-    from advpath_jax.attribution.adapters import score_fn
-    from advpath_jax.training.classifier import load_classifier
-
     classifier = load_classifier(workdir, config) if classifier is None else classifier
     translator = load_translator(workdir, config) if translator is None else translator
     images = load_split_images(config, split)
-    graphdef, state = _eval_split(translator)
-    stats = flip_statistics(_translate_program(graphdef), state, score_fn(classifier), images,
+    graphdef, state = eval_translator_split(translator)
+    stats = flip_statistics(translate_program(graphdef), state, score_fn(classifier), images,
                             int(config.translator.batch_size))
     stats["split"] = split
     name = EVAL_FILE if split == "test" else f"{split}_metrics.json"

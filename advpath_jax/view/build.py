@@ -20,7 +20,6 @@ f(γ(λ)) are computed here, batched and jitted).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from importlib import resources
@@ -29,9 +28,16 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import ml_collections
 import numpy as np
 
-from advpath_jax.explain.registry import DEFAULT_METHODS, GENERATOR_LABELS
-from advpath_jax.io_utils import write_bytes_atomic
+import advpath_jax as ap
+from advpath_jax.data import load_split
+from advpath_jax.errors import AdvpathError
+from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers, default_methods
+from advpath_jax.io_utils import dumps_json, read_json, write_bytes_atomic, write_json_atomic
+from advpath_jax.metrics.localization import TIES, percentile_threshold_masks
+from advpath_jax.models.probability import predicted_class
 from advpath_jax.pipeline import attribute
+from advpath_jax.store.models import load_classifier, load_generators
+from advpath_jax.store.predictions import classifier_scores
 from advpath_jax.view import tiles
 
 RESULTS = "results.json"
@@ -46,7 +52,7 @@ SHOWN_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DATA_MARKER = "/*__EXPLORER_DATA__*/"
 
 
-class ExplorerInputError(ValueError):
+class ExplorerInputError(AdvpathError):
     """The work directory lacks something the explorer needs (the message names it)."""
 
 
@@ -65,10 +71,9 @@ def read_results(workdir: str) -> dict:
             f"no report in {workdir}: {path} is missing (and with it {REPORT}); finish `advpath run` "
             "first (the report is written after the maps and the metrics)")
     try:
-        with open(path) as fh:
-            results = json.load(fh)
-    except (OSError, ValueError) as err:
-        raise ExplorerInputError(f"unreadable report {path}: {err}") from err
+        results = read_json(path, "report")
+    except AdvpathError as err:
+        raise ExplorerInputError(str(err)) from err
     if not isinstance(results, dict) or not isinstance(results.get("methods"), list):
         raise ExplorerInputError(f"{path} is not an advpath report (no 'methods' list)")
     return results
@@ -78,8 +83,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     """The config a run used: ``WORKDIR/config.json``, else the classifier's ``config.json``."""
     for path in (os.path.join(workdir, "config.json"), os.path.join(workdir, "classifier", "config.json")):
         if os.path.isfile(path):
-            with open(path) as fh:
-                return ml_collections.ConfigDict(json.load(fh))
+            return ml_collections.ConfigDict(read_json(path, "run config"))
     raise ExplorerInputError(f"no config in {workdir}: neither config.json nor classifier/config.json exists")
 
 
@@ -88,7 +92,7 @@ def method_inventory(maps_dir: str, names: Sequence[str], n_images: int, shard_s
     if not os.path.isdir(maps_dir):
         raise ExplorerInputError(f"no maps: {maps_dir} does not exist (run the attribution stage of "
                                  "`advpath run` first)")
-    candidates = list(dict.fromkeys([*names, *DEFAULT_METHODS]))
+    candidates = list(dict.fromkeys([*names, *default_methods()]))
     on_disk = set(os.listdir(maps_dir))
     total = attribute.n_shards(n_images, shard_size)
     found = {}
@@ -157,13 +161,10 @@ def _trained(workdir: str, model: str) -> bool:
 
 def load_models(config, workdir: str) -> tuple[Any, dict]:
     """The classifier and every trained CyCE/SyCE/SAGen generator, loaded as ``advpath run`` does."""
-    from advpath_jax.training.classifier import load_classifier
-    from advpath_jax.training.generators import load_generator
-
     if not _trained(workdir, "classifier"):
         raise ExplorerInputError(f"no trained classifier in {os.path.join(workdir, 'classifier')}")
     classifier = load_classifier(workdir, config)
-    generators = {k: load_generator(workdir, config, k) for k in PAIR_KINDS if _trained(workdir, k)}
+    generators = {k: load_generators(workdir, config, k) for k in PAIR_KINDS if _trained(workdir, k)}
     return classifier, generators
 
 
@@ -179,8 +180,6 @@ def pair_paths(explainers, kind: str, images: np.ndarray, batch: int) -> dict[st
 
     Returns ``{"shown": [N, S, H, W, C], "delta": [N, H, W], "scores": [N, L]}``.
     """
-    from advpath_jax.training.classifier import classifier_scores
-
     shown_at = [PATH_LAMBDAS.index(v) for v in SHOWN_LAMBDAS]
     shown, delta, scores = [], [], []
     for lo in range(0, len(images), batch):
@@ -206,8 +205,6 @@ def region_tie_rule(results: Mapping) -> str:
     else the default of :func:`percentile_threshold_masks` (the one ``advpath run`` scores with)."""
     import inspect
 
-    from advpath_jax.metrics.localization import TIES, percentile_threshold_masks
-
     stated = results.get("ties")
     if stated in TIES:
         return stated
@@ -216,8 +213,6 @@ def region_tie_rule(results: Mapping) -> str:
 
 def _region_masks(maps: np.ndarray, percentiles: Sequence[float], ties: str | None) -> np.ndarray:
     """Region B ``bool [P, B, H, W]`` with the thresholding rule of the report."""
-    from advpath_jax.metrics.localization import percentile_threshold_masks
-
     return np.asarray(percentile_threshold_masks(maps, tuple(percentiles), ties=ties))
 
 
@@ -269,7 +264,7 @@ def template_text() -> str:
 
 def render_html(index: Mapping) -> str:
     """The page with ``index`` embedded as JSON (``</`` escaped so it cannot end the script)."""
-    payload = json.dumps(index, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    payload = dumps_json(index, indent=None, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
     page = template_text()
     if DATA_MARKER not in page:
         raise RuntimeError("advpath_jax/view/template.html lacks the data marker")
@@ -338,7 +333,7 @@ def write_explorer(out_dir: str, *, images: np.ndarray, labels: np.ndarray, mask
         "n": n, "size": list(images.shape[1:3]),
         "percentiles": [_pkey(p) for p in percentiles], "ties": ties, "color_rule": tiles.COLOR_RULE,
         "images": {"id": [str(v) for v in ids], "label": labels.tolist(),
-                   "pred": (scores >= 0.5).astype(int).tolist(), "score": np.round(scores, 5).tolist(),
+                   "pred": predicted_class(scores).tolist(), "score": np.round(scores, 5).tolist(),
                    "has_mask": masks.reshape(n, -1).any(axis=1).tolist()},
         "methods": methods,
         "metrics": metrics,
@@ -349,8 +344,7 @@ def write_explorer(out_dir: str, *, images: np.ndarray, labels: np.ndarray, mask
                     "examples": _copy_figure(figure_dir, out_dir, figures.get("figure1"))},
         "notices": notices,
     }
-    write_bytes_atomic(os.path.join(out_dir, "index.json"),
-                       json.dumps(index, allow_nan=False, indent=1).encode("utf-8"))
+    write_json_atomic(os.path.join(out_dir, "index.json"), index, indent=1, allow_nan=False)
     html_path = os.path.join(out_dir, "index.html")
     write_bytes_atomic(html_path, render_html(index).encode("utf-8"))
     return {"index": html_path, "n_images": n, "methods": [m["name"] for m in methods], "missing": notices}
@@ -377,9 +371,6 @@ def build_explorer(workdir: str, out_dir: str | None = None, *, config=None, bat
     if not os.path.isdir(maps_dir):  # before the data and the models are loaded
         raise ExplorerInputError(f"no maps: {maps_dir} does not exist (run the attribution stage of "
                                  "`advpath run` first)")
-    from advpath_jax.data import load_split
-    from advpath_jax.training.classifier import classifier_scores
-
     test = load_split(config.data, "test")
     images = np.asarray(test["image"], np.float32)
     n = len(images)
@@ -391,9 +382,6 @@ def build_explorer(workdir: str, out_dir: str | None = None, *, config=None, bat
     classifier, generators = load_models(config, workdir)
     pairs = {}
     if generators:
-        import advpath_jax as ap
-        from advpath_jax.explain.registry import Explainers
-
         explainers = Explainers(f=ap.score_fn(classifier), classifier=classifier, generators=generators)
         pairs = {kind: pair_paths(explainers, kind, images, batch or shard_size) for kind in generators}
     notices += [f"{PAIR_LABELS[k]}: no trained generator in {os.path.join(workdir, k)}, so no pair or path"

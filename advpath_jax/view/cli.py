@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from advpath_jax.view.serve import serve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # the models and the data load when the command runs, not for ``advpath view --help``
     from advpath_jax.view.build import ExplorerInputError, build_explorer
 
     if args.port and not (0 <= args.port <= 65535):
@@ -30,9 +34,5 @@ def main(args: argparse.Namespace) -> int:
     print(f"[view] explorer of {summary['n_images']} images x {len(summary['methods'])} methods "
           f"written in {summary['seconds']:.1f} s: {summary['index']}")
     if args.serve:
-        import os
-
-        from advpath_jax.view.serve import serve
-
         serve(os.path.dirname(summary["index"]), args.port)
     return 0

@@ -61,3 +61,17 @@ def test_register_a_new_weight(linear_case):
 def test_bad_weight_specs(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_weight(spec)
+
+
+def test_the_listing_reads_the_live_registry():
+    import advpath_jax.attribution as attribution
+
+    before = attribution.registered_weights()
+    assert {"v1", "v2", "grad", "sq", "relu"} <= set(before)
+    assert "test_later_weight" not in before
+    register_weight("test_later_weight", lambda g, d: 2.0 * g * d, overwrite=True)
+    assert "test_later_weight" in attribution.registered_weights()  # registered after import: listed
+    assert "test_later_weight" not in before  # a copy: the caller's dict is not the registry
+    before["v1"] = None
+    assert attribution.registered_weights()["v1"] is not None
+    assert not hasattr(attribution, "NAMED_WEIGHTS") and not hasattr(attribution, "resolve_weight")

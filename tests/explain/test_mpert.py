@@ -8,8 +8,9 @@ import pytest
 import scipy.ndimage
 from jax.tree_util import Partial
 
-from advpath_jax.attribution.smoothing import gaussian_kernel
+from advpath_jax.attribution.smoothing import gaussian_kernel, kernel_size, normalized_blur
 from advpath_jax.explain import mpert
+from advpath_jax.metrics.deletion import deletion_flips
 
 H = 32
 STEPS = 60
@@ -58,16 +59,16 @@ def test_total_variation_beta_hand_computed():
 
 def test_normalized_blur_matches_scipy_and_keeps_constants():
     sigma = 1.3
-    size = mpert.kernel_size(sigma)
+    size = kernel_size(sigma)
     assert size == 2 * 4 + 1
     rng = np.random.default_rng(1)
     img = rng.uniform(size=(2, 20, 24)).astype(np.float32)
     k = gaussian_kernel(size, sigma).astype(np.float64)
     ref = np.stack([scipy.ndimage.correlate(im.astype(np.float64), k, mode="constant") for im in img])
     ref /= scipy.ndimage.correlate(np.ones((20, 24)), k, mode="constant")
-    out = np.asarray(mpert.normalized_blur(jnp.asarray(img), sigma))
+    out = np.asarray(normalized_blur(jnp.asarray(img), sigma))
     np.testing.assert_allclose(out, ref, atol=1e-5)
-    const = np.asarray(mpert.normalized_blur(jnp.full((1, 20, 24, 1), 0.7), sigma))
+    const = np.asarray(normalized_blur(jnp.full((1, 20, 24, 1), 0.7), sigma))
     np.testing.assert_allclose(const, 0.7, atol=1e-5)
 
 
@@ -81,7 +82,7 @@ def test_objective_hand_computed(objective, class0, class1):
     s = mpert.mpert_settings((H, H), lambda1=0.3, lambda2=0.7, objective=objective)
     x = jnp.full((H, H, 1), 0.25)
     z = lambda b: jnp.mean(b, axis=(1, 2, 3))  # noqa: E731  logit z(x) = 0.25
-    blurred = mpert.normalized_blur(x[None], s.blur_sigma)[0]
+    blurred = normalized_blur(x[None], s.blur_sigma)[0]
     val = mpert.mpert_objective(jnp.ones(s.mask_hw), x, blurred, jnp.int32(0), jnp.zeros_like(x), z, s)
     assert float(val) == pytest.approx(class0, abs=1e-5)
     m = jnp.zeros(s.mask_hw)  # everything blurred (a constant image stays 0.25): λ1 · 1
@@ -131,10 +132,10 @@ def test_mask_removes_the_evidence(toy, maps):
     images, _, f_pos, _ = toy
     s = mpert.mpert_settings((H, H))
     keep = 1.0 - maps[0][..., None]
-    blurred = np.asarray(mpert.normalized_blur(jnp.asarray(images), s.blur_sigma))
+    blurred = np.asarray(normalized_blur(jnp.asarray(images), s.blur_sigma))
     after = np.asarray(f_pos(jnp.asarray(images * keep + blurred * (1 - keep))))
     assert np.all(after < 0)
-    np.testing.assert_array_equal(mpert.deletion_flips(f_pos, images, maps[0], s.blur_sigma), True)
+    np.testing.assert_array_equal(deletion_flips(f_pos, images, maps[0], s.blur_sigma), True)
 
 
 def test_batch_equals_one_image_at_a_time(toy, maps):
@@ -187,7 +188,7 @@ def test_deletion_flips_and_lambda_selection_on_the_toy(toy):
     elsewhere = np.zeros((H, H), np.float32)
     elsewhere[:8, :8] = 1.0
     maps = np.stack([region.astype(np.float32), elsewhere, np.zeros((H, H), np.float32)])
-    np.testing.assert_array_equal(mpert.deletion_flips(f_pos, images, maps, sigma), [True, False, False])
+    np.testing.assert_array_equal(deletion_flips(f_pos, images, maps, sigma), [True, False, False])
     assert mpert.constant_share(maps) == pytest.approx(1 / 3)
     # λ1 = 50: deleting costs more than the score can gain (softplus(z) <= z + 1 ≈ 7 here)
     out = mpert.select_lambdas(f_pos, images[:2], [(0.05, 0.2), (50.0, 0.2)], min_flip=1.0, steps=STEPS)

@@ -41,7 +41,8 @@ def _argv(*items):
 
 def test_imported_classifier_is_the_runs_classifier(tmp_path, capsys):
     from advpath_jax.pipeline.run import train_all
-    from advpath_jax.training.classifier import load_classifier, train_classifier
+    from advpath_jax.store.models import load_classifier
+    from advpath_jax.training.classifier import train_classifier
 
     twin, path = _twin_file(tmp_path)
     workdir = tmp_path / "run"
@@ -121,7 +122,7 @@ def test_classifier_init_from_torchvision_weights(tmp_path):
 def test_flax_resnet_is_imported_as_is(tmp_path):
     from advpath_jax.models.resnet import make_resnet
     from advpath_jax.pipeline.import_classifier import import_classifier
-    from advpath_jax.training.classifier import load_classifier
+    from advpath_jax.store.models import load_classifier
 
     config = load_config("synth_brain", TINY)
     with pytest.raises(ValueError, match="width: model 0.25, config 0.125"):

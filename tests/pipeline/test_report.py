@@ -153,6 +153,7 @@ def test_tie_rule_named(tmp_path):
 
 
 def test_evidence_constant_maps_settings_and_per_image(tmp_path):
+    from advpath_jax.pipeline import quality
     from advpath_jax.pipeline.claims import claim_evidence
 
     results, _ = _fake(4)
@@ -163,9 +164,9 @@ def test_evidence_constant_maps_settings_and_per_image(tmp_path):
         n: {"iou": {"98": (base + 0.2 * (n == "CyCE:E_FI,kσ^v2") + 0.01 * rng.standard_normal(30)).tolist()},
             "R": rng.random(30).tolist(), "aopc": base.tolist()} for n in names}}
     claims = claim_evidence(per_image, names, aopc_label="AOPC L=10", n_resamples=500)
-    meta = {"explainers": {"GradCAM": {"stage": 2, "map": "8x8"}},
-            "models": {"mgen": {"flip_rate": 0.85, "mean_mask_area": 0.12, "epochs": 3}}}
-    write_report(tmp_path, {**results, "per_image": per_image, "claims": claims, "meta": meta,
+    meta = {"explainers": {"GradCAM": {"stage": 2, "map": "8x8"}}}
+    gates = quality.summary(quality.all_rows({"mgen": {"flip_rate": 0.85, "mean_mask_area": 0.12, "epochs": 3}}))
+    write_report(tmp_path, {**results, "per_image": per_image, "claims": claims, "meta": meta, "quality": gates,
                             "constant_maps": {"Gradient": 0.0, "CyCE:E": 0.25}})
     md = (tmp_path / "report.md").read_text()
     doc = json.loads((tmp_path / "results.json").read_text())
@@ -178,4 +179,6 @@ def test_evidence_constant_maps_settings_and_per_image(tmp_path):
     assert "## Evidence for the paper's findings" in md and "### (a)" in md and "### (c)" in md
     assert "| CyCE:E | 25.0% |" in md
     assert "## Settings" in md and '"stage": 2' in md
-    assert "- mgen: flip_rate 0.850, mean_mask_area 0.120" in md
+    assert "| MGen | flip rate of the destroyed image | 0.850 | 0.80 | ok |" in md
+    assert "| MGen | mean mask area | 0.120 |  |  |" in md
+    assert doc["quality"]["passed"] and doc["quality"]["rows"][1]["figure"] == "mean_mask_area"

@@ -6,8 +6,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from advpath_jax.training.trainer import (Task, apply_gradients, epoch_rng, param_state,
-                                          replace_params, value_and_grad_models)
+from advpath_jax.data.sampler import shuffled_batches
+from advpath_jax.training.schedules import LearningRate, make_optimizer
+from advpath_jax.training.trainer import Task, apply_gradients, param_state, replace_params, value_and_grad_models
 
 N, D, BATCH = 64, 6, 8
 
@@ -31,11 +32,14 @@ class Toy(nnx.Module):
         return self.l2(self.drop(jax.nn.relu(self.bn(self.l1(x)))))
 
 
-def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam"):
+def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", schedule="plateau", epochs=3,
+             lr_patience=4, script=None):
     """``poison_after``: from that global step on, the loss becomes NaN.
 
     ``optimizer="sgd"`` (momentum 0.9) for comparisons across device counts: Adam turns
     rounding-level gradient differences of near-zero gradients into full-size steps.
+    ``schedule``, ``epochs``: the learning-rate schedule and the run length it spans.
+    ``script``: validation values by epoch (``script[e]`` after epoch e + 1) instead of the real MSE.
     """
     x, y = toy_data()
     model0 = Toy(hidden, nnx.Rngs(seed))
@@ -43,7 +47,10 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam"):
     graphdef, _ = nnx.split(model0)
     model0.eval()
     eval_graphdef, _ = nnx.split(model0)
-    tx = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr, momentum=0.9)
+    settings = LearningRate(lr=lr, schedule=schedule, patience=lr_patience)
+    total = epochs * (N // BATCH)
+    tx = (make_optimizer(settings, total) if optimizer == "adam"
+          else make_optimizer(settings, total, optimizer=optax.sgd, momentum=0.9))
 
     def init_state():
         model = Toy(hidden, nnx.Rngs(seed))
@@ -51,7 +58,7 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam"):
                 "opt": {"toy": tx.init(nnx.state(model, nnx.Param))},
                 "step": jnp.zeros((), jnp.int32)}
 
-    def train_step(state, batch, key, lr_scale):
+    def train_step(state, batch, key):
         def loss_fn(models):
             noise = 0.01 * jax.random.normal(key, batch["x"].shape)
             loss = jnp.mean((models["toy"](batch["x"] + noise) - batch["y"]) ** 2)
@@ -61,20 +68,20 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam"):
 
         loss, _, grads, new = value_and_grad_models(loss_fn, {"toy": graphdef}, state["models"], ["toy"])
         params = param_state(graphdef, new["toy"])
-        params, opt = apply_gradients(tx, grads["toy"], state["opt"]["toy"], params, lr_scale)
+        params, opt = apply_gradients(tx, grads["toy"], state["opt"]["toy"], params)
         return ({"models": {"toy": replace_params(graphdef, new["toy"], params)}, "opt": {"toy": opt},
                  "step": state["step"] + 1}, {"loss": loss})
 
     def train_batches(epoch):
-        order = epoch_rng(seed, epoch).permutation(N)
-        for i in range(N // BATCH):
-            idx = order[i * BATCH:(i + 1) * BATCH]
+        for idx in shuffled_batches(N, BATCH, N // BATCH, seed=seed, epoch=epoch):
             yield {"x": x[idx], "y": y[idx]}
 
     def evaluate(state):
+        if script is not None:
+            return {"mse": float(script[int(state["step"]) // (N // BATCH) - 1])}
         model = nnx.merge(eval_graphdef, state["models"]["toy"])
         return {"mse": float(jnp.mean((model(x) - y) ** 2))}
 
     return Task(name="toy", init_state=init_state, train_step=train_step,
                 train_batches=train_batches, steps_per_epoch=N // BATCH, evaluate=evaluate,
-                monitor="mse", mode="min", fingerprint={"hidden": hidden})
+                monitor="mse", mode="min", fingerprint={"hidden": hidden}, learning_rate=settings)

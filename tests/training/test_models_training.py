@@ -12,8 +12,10 @@ from flax import nnx
 
 from advpath_jax.data.synthetic import synth_brain
 from advpath_jax.training import classifier as clf_mod
+from advpath_jax.generators import inference, spec
+from advpath_jax.store import models as store_models
+from advpath_jax.store.checkpoint import CheckpointStore
 from advpath_jax.training import generators as gen_mod
-from advpath_jax.training.checkpoint import CheckpointStore
 
 SIZE = 32
 
@@ -43,12 +45,12 @@ def data():
 
 @pytest.fixture(scope="module", autouse=True)
 def fake_loader(data):
-    original = clf_mod._load
-    clf_mod._load = lambda config, split: data[split]
-    gen_mod._load = clf_mod._load
+    original = clf_mod.load_split_data
+    clf_mod.load_split_data = lambda config, split: data[split]
+    gen_mod.load_split_data = clf_mod.load_split_data
     yield
-    clf_mod._load = original
-    gen_mod._load = original
+    clf_mod.load_split_data = original
+    gen_mod.load_split_data = original
 
 
 class TinyClassifier(nnx.Module):
@@ -81,9 +83,9 @@ def _loss_drop(task, batch, steps=6):
     key = jax.random.key(0)
     first = None
     for _ in range(steps):
-        state, metrics = step(state, batch, key, jnp.float32(1.0))
+        state, metrics = step(state, batch, key)
         first = float(metrics["loss"]) if first is None else first
-    _, metrics = step(state, batch, key, jnp.float32(0.0))  # lr 0: just measure
+    _, metrics = step(state, batch, key)  # its loss is measured before its update
     return first, float(metrics["loss"]), metrics
 
 
@@ -118,24 +120,24 @@ def test_end_to_end_api(tmp_path, data):
     metrics = clf_mod.train_classifier(config, workdir)
     assert 0.0 <= metrics["auc"] <= 1.0
     assert os.path.exists(tmp_path / "classifier" / "test_metrics.json")
-    f = clf_mod.load_classifier(workdir, config)
+    f = store_models.load_classifier(workdir, config)
     # A one-epoch tiny classifier may predict a single class; shift its threshold to the
     # median logit and store it as the best checkpoint so that the generators see both.
     logits = np.asarray(f(jnp.asarray(data["train"]["image"])))
     f.fc2.bias[...] = f.fc2.bias[...] - np.median(logits)
-    store = CheckpointStore(str(tmp_path / "classifier"), clf_mod.classifier_fingerprint(config))
+    store = CheckpointStore(str(tmp_path / "classifier"), store_models.classifier_fingerprint(config))
     store.save("best", store.latest_step("best") + 1, {"models": {"classifier": nnx.state(f)}}, {})
     store.close()
-    f = clf_mod.load_classifier(workdir, config)
+    f = store_models.load_classifier(workdir, config)
     pred_train = np.asarray(f(jnp.asarray(data["train"]["image"]))) >= 0
     assert 0 < pred_train.sum() < len(pred_train)
     stats = gen_mod.train_generators(config, workdir, "cyce")
     saved = json.load(open(tmp_path / "cyce" / "eval_test.json"))
     assert saved["flip_rate"] == pytest.approx(stats["flip_rate"]) and saved["keep_rate"] == 1.0
-    gens = gen_mod.load_generator(workdir, config, "cyce")
+    gens = store_models.load_generators(workdir, config, "cyce")
     assert sorted(gens) == ["G0", "G1"]
     x = data["test"]["image"][:5]
-    x_s, x_a = gen_mod.cyce_pair(gens, f, x)
+    x_s, x_a = inference.cyce_pair(gens, f, x)
     np.testing.assert_array_equal(np.asarray(x_s), x)
     pred = np.asarray(jax.nn.sigmoid(f(jnp.asarray(x)))) >= 0.5
     expect = np.where(pred[:, None, None, None], np.asarray(gens["G1"](jnp.asarray(x))),
@@ -145,36 +147,36 @@ def test_end_to_end_api(tmp_path, data):
     other = tiny_config()
     other.generators.unet_base_channels = 8
     with pytest.raises(ValueError, match="unet_base_channels"):
-        gen_mod.load_generator(workdir, other, "cyce")
+        store_models.load_generators(workdir, other, "cyce")
     with pytest.raises(FileNotFoundError, match="syce"):
-        gen_mod.load_generator(workdir, config, "syce")
+        store_models.load_generators(workdir, config, "syce")
     with pytest.raises(ValueError, match=r"within \[0, 1\]"):
-        gen_mod.cyce_pair(gens, f, x * 3.0)
+        inference.cyce_pair(gens, f, x * 3.0)
 
 
 def test_residual_option_per_kind():
     config = tiny_config()
     config.generators = ml_collections.ConfigDict({**config.generators.to_dict(), "residual": ("cyce", "sagen")})
-    assert [gen_mod.residual_for(config, k) for k in gen_mod.KINDS] == [True, False, True]
-    assert gen_mod.generator_fingerprint(config, "syce")["residual"] is False
-    assert gen_mod.build_generators(config, "sagen")["G"].spec.residual
+    assert [spec.residual_for(config, k) for k in spec.KINDS] == [True, False, True]
+    assert spec.generator_fingerprint(config, "syce")["residual"] is False
+    assert spec.build_generators(config, "sagen")["G"].spec.residual
     config.generators.residual = ("cyce", "bogus")
     with pytest.raises(ValueError, match="bogus"):
-        gen_mod.residual_for(config, "cyce")
+        spec.residual_for(config, "cyce")
 
 
 def test_sagen_class_input_feeds_each_images_predicted_class(data, balanced_classifier):
     config = tiny_config()
     config.generators = ml_collections.ConfigDict({**config.generators.to_dict(), "sagen_class_input": True})
-    assert gen_mod.generator_fingerprint(config, "sagen")["class_input"] is True
-    G = gen_mod.build_generators(config, "sagen")["G"]
+    assert spec.generator_fingerprint(config, "sagen")["class_input"] is True
+    G = spec.build_generators(config, "sagen")["G"]
     assert G.spec.in_channels == 2
     G.eval()
     f = balanced_classifier
     x = data["train"]["image"][:16]
     c = np.asarray(jax.nn.sigmoid(f(jnp.asarray(x)))) >= 0.5
     assert 0 < c.sum() < len(c)  # both classes in the batch
-    x_s, x_a = gen_mod.sagen_pair({"G": G}, f, x)
+    x_s, x_a = inference.sagen_pair({"G": G}, f, x)
     c_map = np.broadcast_to(c[:, None, None, None], x.shape).astype(np.float32)
     want_s, want_a = G(jnp.asarray(np.concatenate([x, c_map], axis=-1)))
     np.testing.assert_allclose(np.asarray(x_s), np.asarray(want_s), atol=1e-5)

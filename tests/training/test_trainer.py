@@ -8,14 +8,18 @@ import textwrap
 
 import jax
 import numpy as np
+import optax
 import pytest
+from flax import nnx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _toy import toy_task  # noqa: E402
+from _toy import Toy, toy_task  # noqa: E402
 
-from advpath_jax.training.checkpoint import CheckpointStore, check_fingerprint  # noqa: E402
-from advpath_jax.training.trainer import (FitOptions, NonFiniteLossError, fit,  # noqa: E402
-                                          plateau_update, schedule_factor)
+from advpath_jax.errors import AdvpathError  # noqa: E402
+from advpath_jax.store.checkpoint import CheckpointStore, check_fingerprint  # noqa: E402
+from advpath_jax.training.schedules import (LearningRate, learning_rate_schedule,  # noqa: E402
+                                            make_optimizer, observe_validation, plateau_states)
+from advpath_jax.training.trainer import FitOptions, NonFiniteLossError, fit  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -38,7 +42,7 @@ def _assert_same(a, b, **tol):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     d = tmp_path_factory.mktemp("full")
-    return d, fit(toy_task(), str(d), FitOptions(epochs=3, base_lr=0.05, progress=False))
+    return d, fit(toy_task(), str(d), FitOptions(epochs=3, progress=False))
 
 
 def test_training_lowers_loss_and_logs(uninterrupted):
@@ -63,7 +67,7 @@ def test_checkpoint_round_trip(uninterrupted, tmp_path):
 
 def test_resume_mid_epoch_equals_uninterrupted(uninterrupted, tmp_path):
     _, full = uninterrupted
-    opts = FitOptions(epochs=3, base_lr=0.05, progress=False)
+    opts = FitOptions(epochs=3, progress=False)
     first = fit(toy_task(), str(tmp_path), FitOptions(**{**opts.__dict__, "max_steps": 11}))
     assert first.stopped_early
     resumed = fit(toy_task(), str(tmp_path), opts)  # fresh task object, as after a restart
@@ -75,7 +79,7 @@ def test_resume_mid_epoch_equals_uninterrupted(uninterrupted, tmp_path):
 def test_checkpoint_from_other_config_is_refused(uninterrupted):
     d, _ = uninterrupted
     with pytest.raises(ValueError) as err:
-        fit(toy_task(hidden=16), str(d), FitOptions(epochs=4, base_lr=0.05, progress=False))
+        fit(toy_task(hidden=16), str(d), FitOptions(epochs=4, progress=False))
     msg = str(err.value)
     assert str(d) in msg and "hidden" in msg and "8" in msg and "16" in msg
 
@@ -87,7 +91,7 @@ def test_check_fingerprint_lists_all_fields():
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    opts = FitOptions(epochs=4, base_lr=0.05, progress=False)
+    opts = FitOptions(epochs=4, progress=False)
     with pytest.raises(NonFiniteLossError, match="loss is nan") as err:
         fit(toy_task(poison_after=20), str(tmp_path), opts)   # epoch 3, batch 4
     assert "checkpoints/latest/16" in str(err.value)
@@ -96,47 +100,98 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     store.close()
     assert meta["epoch"] == 2 and meta["global_step"] == 16
     assert all(np.all(np.isfinite(x)) for x in _leaves(state) if x.dtype.kind == "f")
-    clean = fit(toy_task(), str(tmp_path / "clean"), FitOptions(epochs=2, base_lr=0.05, progress=False))
+    clean = fit(toy_task(), str(tmp_path / "clean"), FitOptions(epochs=2, progress=False))
     _assert_same(state, clean.state)
 
 
 def test_plateau_decay_matches_reduce_lr_on_plateau():
-    kw = dict(mode="min", factor=0.3, patience=4, min_scale=0.1)
-    scale, best, bad = 1.0, None, 0
+    settings = LearningRate(lr=1.0, factor=0.3, patience=4, min_lr=0.1)  # floor: min_lr / lr = 0.1
+    opt = make_optimizer(settings, total_steps=10).init({"w": np.zeros(2, np.float32)})
     scales = []
     for v in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.96, 0.97, 0.98, 0.99, 0.5, 0.6, 0.6, 0.6, 0.6]:
-        scale, best, bad = plateau_update(scale, best, bad, v, **kw)
-        scales.append(round(scale, 6))
+        opt = observe_validation(opt, v, settings, mode="min")
+        scales.append(round(float(plateau_states(opt)[0].scale), 6))
     # 4 bad epochs after 0.9 -> x0.3; 4 more -> floor 0.1 (not 0.09); improvement at 0.5; 4 bad -> floor.
     assert scales == [1, 1, 1, 1, 1, 0.3, 0.3, 0.3, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
 
 
 def test_cosine_schedule_factor_closed_form():
-    assert schedule_factor("plateau", 7, 10) == 1.0
-    assert schedule_factor("cosine", 0, 10) == 1.0
-    assert schedule_factor("cosine", 5, 10) == pytest.approx(0.5)
-    assert schedule_factor("cosine", 10, 10) == pytest.approx(0.0, abs=1e-12)
-    assert schedule_factor("cosine", 10, 10, min_factor=0.01) == 0.01
-    assert schedule_factor("cosine", 2, 8) == pytest.approx((1 + np.cos(np.pi / 4)) / 2)
+    factor = lambda kind, step, total, min_factor=0.0: float(  # noqa: E731
+        learning_rate_schedule(LearningRate(lr=1.0, schedule=kind, min_lr=min_factor), total)(step))
+    assert factor("plateau", 7, 10) == 1.0
+    assert factor("cosine", 0, 10) == 1.0
+    assert factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert factor("cosine", 10, 10) == pytest.approx(0.0, abs=1e-7)
+    assert factor("cosine", 10, 10, min_factor=0.01) == pytest.approx(0.01)
+    assert factor("cosine", 2, 8) == pytest.approx((1 + np.cos(np.pi / 4)) / 2)
     with pytest.raises(ValueError, match="lr_schedule"):
-        schedule_factor("linear", 0, 10)
+        factor("linear", 0, 10)
 
 
 def test_cosine_schedule_reaches_the_step_and_resumes(tmp_path):
-    opts = FitOptions(epochs=2, base_lr=0.05, progress=False, lr_schedule="cosine")
-    full = fit(toy_task(), str(tmp_path / "full"), opts)
-    plain = fit(toy_task(), str(tmp_path / "plain"), FitOptions(epochs=2, base_lr=0.05, progress=False))
+    opts = FitOptions(epochs=2, progress=False)
+    cosine = lambda: toy_task(schedule="cosine", epochs=2)  # noqa: E731
+    full = fit(cosine(), str(tmp_path / "full"), opts)
+    plain = fit(toy_task(), str(tmp_path / "plain"), FitOptions(epochs=2, progress=False))
     rows = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")]
-    # logged rate: that of the last step of each epoch (8 steps per epoch, 16 in all)
-    assert rows[0]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 7 / 16)) / 2)
-    assert rows[1]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 15 / 16)) / 2)
+    # logged rate: that of the last step of each epoch (8 steps per epoch, 16 in all); the
+    # optimizer computes it in float32 (1 + cos cancels near the end: ~1e-6 relative)
+    assert rows[0]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 7 / 16)) / 2, rel=1e-5)
+    assert rows[1]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 15 / 16)) / 2, rel=1e-5)
     assert any(not np.allclose(a, b) for a, b in zip(_leaves(full.state), _leaves(plain.state)))
-    first = fit(toy_task(), str(tmp_path / "resumed"), FitOptions(**{**opts.__dict__, "max_steps": 11}))
+    first = fit(cosine(), str(tmp_path / "resumed"), FitOptions(**{**opts.__dict__, "max_steps": 11}))
     assert first.stopped_early
-    resumed = fit(toy_task(), str(tmp_path / "resumed"), opts)
+    resumed = fit(cosine(), str(tmp_path / "resumed"), opts)
     _assert_same(resumed.state, full.state)
     with pytest.raises(ValueError, match="lr_schedule"):
-        fit(toy_task(), str(tmp_path / "bad"), FitOptions(epochs=1, progress=False, lr_schedule="step"))
+        toy_task(schedule="step")
+
+
+def test_plateau_follows_the_validation_values_and_is_checkpointed(tmp_path):
+    # Scripted validation values: better, better, worse, worse (patience 2 -> x0.3), better, worse.
+    script = [1.0, 0.8, 0.9, 0.85, 0.7, 0.75]
+    res = fit(toy_task(script=script, lr_patience=2), str(tmp_path), FitOptions(epochs=6, progress=False))
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    # the rate each epoch trained at, by hand: the decay after epoch 4 acts from epoch 5 on
+    assert [r["lr"] for r in rows] == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.015, 0.015])
+    assert [r["best"] for r in rows] == [True, True, False, False, True, False]
+    assert float(plateau_states(res.state["opt"])[0].scale) == pytest.approx(0.3)
+    store = CheckpointStore(str(tmp_path), {"hidden": 8})
+    state, _ = store.restore("latest", jax.eval_shape(toy_task().init_state))
+    store.close()
+    (saved,) = plateau_states(state["opt"])
+    assert float(saved.scale) == pytest.approx(0.3) and int(saved.plateau_count) == 1
+    assert float(saved.best_value) == pytest.approx(0.7)
+
+
+def test_early_stopping_on_a_scripted_validation_sequence(tmp_path):
+    script = [1.0, 0.8, 0.9, 0.85, 0.81, 0.5, 0.4, 0.3]  # best at epoch 2, then 3 epochs without a better one
+    opts = FitOptions(epochs=8, progress=False, early_stop_patience=3)
+    res = fit(toy_task(script=script), str(tmp_path), opts)
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert res.early_stop_epoch == 5 and not res.stopped_early
+    assert (res.best_epoch, res.best_value) == (2, 0.8)
+    again = fit(toy_task(script=script), str(tmp_path), opts)  # a rerun trains no further
+    assert again.early_stop_epoch == 5 and [r["epoch"] for r in again.history] == [1, 2, 3, 4, 5]
+    never = fit(toy_task(script=script), str(tmp_path / "off"), FitOptions(epochs=8, progress=False))
+    assert never.early_stop_epoch is None and len(never.history) == 8 and never.best_epoch == 8
+    with pytest.raises(ValueError, match="early_stop_patience"):
+        FitOptions(epochs=2, early_stop_patience=-1)
+
+
+def test_checkpoint_of_an_older_version_is_refused_by_name(tmp_path):
+    # The old format: no schedule state in the optimizer state, a learning-rate scale in the metadata.
+    model = Toy(8, nnx.Rngs(0))
+    old_state = {"models": {"toy": nnx.state(model)}, "opt": {"toy": optax.adam(0.05).init(nnx.state(model, nnx.Param))},
+                 "step": np.zeros((), np.int32)}
+    store = CheckpointStore(str(tmp_path), {"hidden": 8})
+    store.save("latest", 8, old_state, {"epoch": 1, "batch": 0, "global_step": 8, "lr_scale": 1.0})
+    store.close()
+    with pytest.raises(AdvpathError) as err:
+        fit(toy_task(), str(tmp_path), FitOptions(epochs=2, progress=False))
+    assert os.path.join(str(tmp_path), "checkpoints", "latest", "8") in str(err.value)
+    assert "older advpath_jax" in str(err.value)
 
 
 def test_sharded_step_on_8_devices_equals_1_device():
@@ -147,7 +202,7 @@ def test_sharded_step_on_8_devices_equals_1_device():
         assert jax.device_count() == 8, jax.devices()
         from _toy import toy_task
         from advpath_jax.training.trainer import FitOptions, default_mesh, fit
-        opts = FitOptions(epochs=2, base_lr=0.05, progress=False)
+        opts = FitOptions(epochs=2, progress=False)
         a = fit(toy_task(optimizer="sgd"), tempfile.mkdtemp(), opts, mesh=default_mesh(jax.devices()))
         b = fit(toy_task(optimizer="sgd"), tempfile.mkdtemp(), opts, mesh=default_mesh(jax.devices()[:1]))
         leaf = jax.tree.leaves(a.state["models"])[0]

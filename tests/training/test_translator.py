@@ -10,8 +10,10 @@ from flax import nnx
 
 from advpath_jax.attribution.adapters import score_fn
 from advpath_jax.config_utils import load_config
+from advpath_jax.generators.translator import flip_statistics, translate_to_opposite
 from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
 from advpath_jax.models.translator import TranslatorSpec, make_translator
+from advpath_jax.store.models import load_translator
 from advpath_jax.training import translator as T
 from advpath_jax.training import trainer
 
@@ -116,9 +118,9 @@ def test_generator_steps_lower_the_domain_loss(setup):
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
     first = None
     for i in range(10):
-        state, metrics = step(state, batch, jax.random.key(i), jnp.float32(1.0))
+        state, metrics = step(state, batch, jax.random.key(i))
         first = float(metrics["g_cls"]) if first is None else first
-    _, metrics = step(state, batch, jax.random.key(99), jnp.float32(0.0))
+    _, metrics = step(state, batch, jax.random.key(99))  # measured before its update
     assert float(metrics["g_cls"]) < first - 0.05
     assert np.isfinite(float(metrics["loss"]))
 
@@ -134,13 +136,13 @@ def test_flip_statistics_bookkeeping():
     # means 0.9, 0.8, 0.45, 0.3, 0.52 -> preds 1,1,0,0,1; after: 0.1,0.2,0.55,0.7,0.48 -> all flip but 0.45?
     means = np.asarray([0.9, 0.8, 0.45, 0.3, 0.52], np.float32)
     images = np.broadcast_to(means[:, None, None, None], (5, 2, 2, 1)).copy()
-    stats = T.flip_statistics(program, None, f, images, batch_size=2)  # 3 batches, the last padded
+    stats = flip_statistics(program, None, f, images, batch_size=2)  # 3 batches, the last padded
     # after translation: 0.1 (0), 0.2 (0), 0.55 (1), 0.7 (1), 0.48 (0): every prediction flips
     assert stats["flip_rate"] == 1.0 and stats["n"] == 5
     assert stats["n_pred1"] == 3 and stats["n_pred0"] == 2
     np.testing.assert_allclose(stats["mean_abs_change"], np.mean(np.abs(1 - 2 * means)), rtol=1e-6)
     images[4] = 0.5  # 0.5 -> predicted 1, translated 0.5 -> still 1: no flip
-    stats = T.flip_statistics(program, None, f, images, batch_size=2)
+    stats = flip_statistics(program, None, f, images, batch_size=2)
     assert stats["flip_rate"] == pytest.approx(4 / 5)
     assert stats["flip_rate_pred1"] == pytest.approx(2 / 3) and stats["flip_rate_pred0"] == 1.0
 
@@ -150,12 +152,12 @@ def test_train_load_and_translate_to_opposite(setup, tmp_path):
     task = T.make_translator_task(c, classifier, images, images[:8])
     result = trainer.fit(task, str(tmp_path / "translator"), trainer.FitOptions.from_config(c.translator, 0))
     assert result.best_epoch == 1
-    tr = T.load_translator(str(tmp_path), c)
+    tr = load_translator(str(tmp_path), c)
     # make the output depend on the target class, then check the targets are 1 - predicted class
     tr.head_conv.kernel[...] = jnp.full(tr.head_conv.kernel.shape, 0.5)
     f = score_fn(classifier)
     x = jnp.asarray(images[:8])
-    out = np.asarray(T.translate_to_opposite(tr, f, x))
+    out = np.asarray(translate_to_opposite(tr, f, x))
     target = (np.asarray(f(x)) < 0.5).astype(np.int32)
     assert 0 < target.sum() < len(target)
     expected = np.asarray(tr(x, jnp.asarray(target)))
@@ -165,9 +167,9 @@ def test_train_load_and_translate_to_opposite(setup, tmp_path):
     other = tiny_config()
     other.translator.critic_layers = 3
     with pytest.raises(ValueError, match="another configuration"):
-        T.load_translator(str(tmp_path), other)
+        load_translator(str(tmp_path), other)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        T.translate_to_opposite(tr, f, images[:2] + 2.0)
+        translate_to_opposite(tr, f, images[:2] + 2.0)
 
 
 def test_single_class_predictions_are_refused(setup):

@@ -141,8 +141,9 @@ def test_run_writes_the_explorer_and_links_it(tiny_run, tiny_methods):
 def test_tiles_and_path_scores_match_independent_computations(tiny_run):
     from advpath_jax.data import load_split
     from advpath_jax.pipeline import attribute
-    from advpath_jax.training.classifier import classifier_scores, load_classifier
-    from advpath_jax.training.generators import cyce_pair, load_generator
+    from advpath_jax.generators.inference import cyce_pair
+    from advpath_jax.store.models import load_classifier, load_generators
+    from advpath_jax.store.predictions import classifier_scores
 
     config = build.load_run_config(str(tiny_run))
     out = tiny_run / "explorer"
@@ -170,7 +171,7 @@ def test_tiles_and_path_scores_match_independent_computations(tiny_run):
     # path scores: f(γ(0)) = f(x) for CyCE; f(γ(1)) = f(x_a) with x_a from the generator
     classifier = load_classifier(str(tiny_run), config)
     f_x = classifier_scores(classifier, images)
-    _, x_a = cyce_pair(load_generator(str(tiny_run), config, "cyce"), classifier, images)
+    _, x_a = cyce_pair(load_generators(str(tiny_run), config, "cyce"), classifier, images)
     f_xa = classifier_scores(classifier, np.asarray(x_a))
     scores = np.asarray(index["pairs"][0]["scores"])
     np.testing.assert_allclose(scores[:, 0], f_x, atol=2e-4)

@@ -1,4 +1,4 @@
-"""The project's checkpoint helper (Orbax), shared by every trained model.
+"""The checkpoint store (Orbax), shared by every trained model: the bottom of :mod:`advpath_jax.store`.
 
 Layout of a model's work directory::
 
@@ -7,12 +7,12 @@ Layout of a model's work directory::
       checkpoints/best/<step>/     the state with the best validation metric (inference)
       metrics.jsonl                one JSON object per epoch (written by the trainer)
 
-Each checkpoint holds three Orbax items:
+Each checkpoint holds two Orbax items:
 
 * ``state``: the pytree ``{"models": {name: nnx.State}, "opt": {name: optax state}}``;
 * ``meta``: JSON, with ``fingerprint`` (the architecture fields of the config that fix
   the parameter shapes and meaning) and the trainer's bookkeeping (epoch, step,
-  learning-rate scale, best metric so far, ...).
+  best metric so far, ...; the learning-rate schedule's state is part of ``opt``).
 
 Orbax writes to a temporary directory and renames it when complete, so a checkpoint
 is either whole or absent; an interrupted save never damages the previous one.
@@ -26,7 +26,9 @@ Typical use::
     store = CheckpointStore(workdir, fingerprint={"depth": 18, "width": 0.25})
     store.save("latest", step, state, meta)
     restored = store.restore("latest", abstract_state)   # None when there is none
-    model = load_model(workdir, "classifier", build_fn, fingerprint)   # inference
+    models = load_models(workdir, build_fn, fingerprint)   # inference: {name: module}
+
+Loading each trained model of a run by name is :mod:`advpath_jax.store.models`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from typing import Any, Callable, Mapping
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
-from advpath_jax.io_utils import write_json_atomic  # noqa: F401  (re-exported)
+
+from advpath_jax.config_utils import fingerprint_of, jsonable  # noqa: F401  (fingerprint_of: part of this API)
 
 KINDS = ("latest", "best")
 
@@ -53,31 +56,9 @@ def model_dir(workdir: str, name: str) -> str:
     return os.path.join(workdir, name)
 
 
-def _jsonable(value: Any) -> Any:
-    """Config values -> plain JSON values (tuples become lists, ConfigDicts dicts)."""
-    if isinstance(value, Mapping) or hasattr(value, "to_dict"):
-        items = value.to_dict().items() if hasattr(value, "to_dict") else value.items()
-        return {str(k): _jsonable(v) for k, v in sorted(items)}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    return str(value)
-
-
-def fingerprint_of(section: Any, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The named fields of a config section as a JSON-able dict (missing fields -> None)."""
-    out = {}
-    for name in fields:
-        out[name] = _jsonable(section.get(name) if hasattr(section, "get") else getattr(section, name, None))
-    return out
-
-
 def check_fingerprint(expected: Mapping[str, Any], found: Mapping[str, Any], directory: str) -> None:
     """Raise ``ValueError`` naming ``directory`` and each field where the two differ."""
-    expected, found = _jsonable(dict(expected)), _jsonable(dict(found))
+    expected, found = jsonable(dict(expected)), jsonable(dict(found))
     diffs = [f"{k}: checkpoint has {found.get(k, '<absent>')!r}, config asks {expected.get(k, '<absent>')!r}"
              for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)]
     if diffs:
@@ -98,7 +79,7 @@ class CheckpointStore:
 
     def __init__(self, workdir: str, fingerprint: Mapping[str, Any], *, max_to_keep: int = 1):
         self.workdir = os.path.abspath(workdir)
-        self.fingerprint = _jsonable(dict(fingerprint))
+        self.fingerprint = jsonable(dict(fingerprint))
         self._max_to_keep = max_to_keep
         self._managers: dict[str, ocp.CheckpointManager] = {}
 
@@ -130,7 +111,7 @@ class CheckpointStore:
         call cannot leave it half written).
         """
         manager = self._manager(kind, create=True)
-        meta = dict(_jsonable(dict(meta)), fingerprint=self.fingerprint, step=int(step))
+        meta = dict(jsonable(dict(meta)), fingerprint=self.fingerprint, step=int(step))
         manager.save(int(step), args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         manager.wait_until_finished()

@@ -1,4 +1,9 @@
-"""MGen maps: one forward pass of the trained mask generator (Dabkowski & Gal, 2017)."""
+"""MGen's inference: one forward pass of the trained mask generator (Dabkowski & Gal, 2017).
+
+The masks are the ``MGen`` explainer's maps (:mod:`advpath_jax.explain.registry`) and MGen's
+quality figure (:mod:`advpath_jax.training.mgen`). The model is trained by
+:mod:`advpath_jax.training.mgen` and loaded by :func:`advpath_jax.store.models.load_mgen`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from advpath_jax.explain.mpert import check_images
 from advpath_jax.models.mgen import MGen
+from advpath_jax.validation import check_images
 
 
 @jax.jit
@@ -23,7 +28,7 @@ def mgen_maps(mgen_model: MGen, f: Callable, x) -> jax.Array:
     ``f`` is the classifier's ``[B, H, W, C] -> [B]`` probability of class 1, whose value
     is MGen's second input; the model is used in eval mode (the caller's copy is untouched).
     """
-    x = check_images(x)
+    x = check_images(x, name="images")
     if not isinstance(mgen_model, MGen):
         raise ValueError(f"mgen_maps expects an advpath_jax.models.mgen.MGen, got {type(mgen_model).__name__}")
     graphdef, state = nnx.split(mgen_model)
