@@ -26,6 +26,19 @@ def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return s, pos
 
 
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve of ``[N]`` scores against 0/1 labels (both classes present), by the
+    trapezoid rule over all distinct thresholds; tied scores count one half (one diagonal step)."""
+    s, pos = _check(scores, labels)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    order = np.argsort(-s, kind="stable")
+    s, p = s[order], pos[order]
+    last_of_group = np.r_[s[1:] != s[:-1], True]
+    tp = np.r_[0.0, np.cumsum(p)[last_of_group] / n_pos]
+    fp = np.r_[0.0, np.cumsum(~p)[last_of_group] / n_neg]
+    return float(np.sum((fp[1:] - fp[:-1]) * (tp[1:] + tp[:-1]) / 2.0))
+
+
 def accuracy(scores, labels, threshold: float = DECISION_THRESHOLD) -> float:
     """Share of ``[N]`` items whose predicted class ``1[score >= threshold]`` is the label."""
     s, pos = _check(scores, labels)

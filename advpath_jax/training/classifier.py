@@ -33,7 +33,7 @@ from jax.sharding import Mesh
 from advpath_jax.data.sampler import epoch_steps, shuffled_batches
 from advpath_jax.errors import AdvpathError
 from advpath_jax.io_utils import write_json_atomic
-from advpath_jax.metrics.classification import accuracy, balanced_accuracy, best_balanced_threshold
+from advpath_jax.metrics.classification import accuracy, balanced_accuracy, best_balanced_threshold, roc_auc
 from advpath_jax.models.resnet import ResNet
 from advpath_jax.models.torchvision_import import resnet_from_torchvision
 from advpath_jax.parallel import data_mesh
@@ -46,33 +46,6 @@ from advpath_jax.training.inputs import augment_fn, load_split_data
 from advpath_jax.training.schedules import LearningRate, make_optimizer
 from advpath_jax.training.trainer import (FitOptions, FitResult, Task, apply_gradients, fit, param_state,
                                           replace_params, save_run_config, value_and_grad_models)
-
-
-# ----------------------------------------------------------------------------- AUC
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by the trapezoid rule over all distinct thresholds.
-
-    Ties in ``scores`` count one half (the ROC takes one diagonal step through them).
-    ``scores`` and ``labels`` are ``[N]``; labels 0/1 with both classes present.
-    """
-    scores = np.asarray(scores, np.float64).ravel()
-    labels = np.asarray(labels).ravel()
-    if scores.shape != labels.shape:
-        raise ValueError(f"roc_auc: scores {scores.shape} and labels {labels.shape} differ")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("roc_auc: scores contain NaN or inf")
-    pos = labels == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"roc_auc needs both classes, got {n_pos} positives and {n_neg} negatives")
-    order = np.argsort(-scores, kind="stable")
-    s, p = scores[order], pos[order]
-    last_of_group = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(p)[last_of_group] / n_pos
-    fp = np.cumsum(~p)[last_of_group] / n_neg
-    tp, fp = np.r_[0.0, tp], np.r_[0.0, fp]
-    return float(np.sum((fp[1:] - fp[:-1]) * (tp[1:] + tp[:-1]) / 2.0))
 
 
 # ----------------------------------------------------------------------------- model

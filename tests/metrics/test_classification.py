@@ -46,3 +46,17 @@ def test_refuses_one_class_and_bad_scores():
         balanced_accuracy([0.1, 0.9], [1, 1])
     with pytest.raises(ValueError, match="NaN"):
         best_balanced_threshold([np.nan, 0.2], [0, 1])
+
+
+def test_roc_auc_equals_the_pairwise_definition_with_ties():
+    """AUC = P(score of a positive > score of a negative) + 1/2 P(equal), counted over all pairs."""
+    from advpath_jax.metrics.classification import roc_auc
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(40), 1)  # many ties
+    labels = (rng.random(40) < 0.4).astype(int)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert abs(roc_auc(scores, labels) - pairs) < 1e-12
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc([0.1, 0.2], [1, 1])
