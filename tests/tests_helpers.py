@@ -1,6 +1,8 @@
-"""Independent numpy reference implementations used by several tests."""
+"""Independent numpy reference implementations and small stand-in models used by several tests."""
 
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 
 def numpy_gaussian_smooth(maps: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -48,3 +50,13 @@ def tiny_run_argv(workdir) -> list[str]:
     for item in TINY_RUN_SETTINGS:
         argv += ["--set", item]
     return argv
+
+
+class TinyLogit(nnx.Module):
+    """A stand-in classifier logit ``[B,H,W,1] -> [B]``: a linear read-out of the mean intensity."""
+
+    def __init__(self, rngs):
+        self.fc = nnx.Linear(1, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc(jnp.mean(x, axis=(1, 2)))[:, 0]

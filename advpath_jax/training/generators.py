@@ -219,8 +219,8 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
     scheme = str(g.get("update_scheme", "joint"))
     per_step = generator_updates_per_step(kind, scheme)
     tx = make_optimizer(learning_rate, int(g.epochs) * steps)  # critics (and SAGen): one update a step
-    txs = {n: make_optimizer(learning_rate, int(g.epochs) * steps, updates_per_step=per_step)
-           if n.startswith("G") and per_step > 1 else tx for n in names}
+    gen_tx = make_optimizer(learning_rate, int(g.epochs) * steps, updates_per_step=per_step) if per_step > 1 else tx
+    txs = {n: gen_tx if n.startswith("G") else tx for n in names}
 
     def init_state():  # copies of the modules built above (the trainer donates its state)
         states = jax.tree.map(jnp.array, init_states)

@@ -9,16 +9,10 @@ from flax import nnx
 
 from advpath_jax.generators.inference import generator_outputs, generator_pair, syce_pair
 from advpath_jax.generators.spec import build_generators, generator_names
+from tests.tests_helpers import TinyLogit
 
 SIZE = 16
 
-
-class TinyLogit(nnx.Module):
-    def __init__(self, rngs):
-        self.fc = nnx.Linear(1, 1, rngs=rngs)
-
-    def __call__(self, x):
-        return self.fc(jnp.mean(x, axis=(1, 2)))[:, 0]
 
 
 def config(**extra):

@@ -10,18 +10,10 @@ from advpath_jax.generators.spec import DEFAULT_WEIGHTS
 from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
 from advpath_jax.models.unet import UNetSpec, make_unet
 from advpath_jax.training.generator_losses import cyce_loss, sagen_loss, syce_loss
+from tests.tests_helpers import TinyLogit
 
 SIZE = 16
 
-
-class TinyLogit(nnx.Module):
-    """Logit = a linear read-out of the mean intensity (any [B,H,W,1] -> [B] map serves)."""
-
-    def __init__(self, rngs):
-        self.fc = nnx.Linear(1, 1, rngs=rngs)
-
-    def __call__(self, x):
-        return self.fc(jnp.mean(x, axis=(1, 2)))[:, 0]
 
 
 @pytest.fixture(scope="module")
