@@ -21,9 +21,13 @@ generator step (both in the same jitted step: the generators are updated first, 
 critics on the generators' detached outputs of that step). SAGen: one U-Net with two heads,
 with random geometric augmentation of the inputs as regulariser.
 
-Validation (:func:`quality_statistics`): the generator objective without the GAN term
-(lower is better; it drives the best checkpoint and the learning-rate decay), plus the
-flip/keep rates and the mean absolute changes.
+Validation, every epoch: the flip/keep rates and mean absolute changes
+(:func:`quality_statistics`) and the objective that picks the best checkpoint and drives
+the learning-rate decay (lower is better), chosen by ``generators.val_criterion``:
+``"own_loss"`` (the authors' code) is the method's own total generator loss with its own
+weights, GAN term included (the critics in eval mode), on the validation images
+(:func:`own_loss_statistic`); ``"fixed"`` is the classification and reconstruction terms at
+fixed weights, without the GAN term (``0.2 adv + 2 rec_start + 0.01 cls_start [+ 2 rec_cycle]``).
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ def _critic_loss(models: dict[str, nnx.Module], x0: jax.Array, x1: jax.Array, a0
 
 
 UPDATE_SCHEMES = ("authors", "joint")
+#: ``generators.val_criterion``: the validation objective (see the module docstring)
+VAL_CRITERIA = ("own_loss", "fixed")
 
 
 def generator_updates_per_step(kind: str, scheme: str) -> int:
@@ -170,6 +176,52 @@ def generator_train_step(kind: str, txs: dict[str, Any], graphdefs: dict[str, An
     return train_step
 
 
+def check_val_criterion(criterion: str) -> str:
+    if criterion not in VAL_CRITERIA:
+        raise ValueError(f"generators.val_criterion must be one of {VAL_CRITERIA}, got {criterion!r}")
+    return criterion
+
+
+def own_loss_program(kind: str, graphdefs: dict[str, Any], f_logit: Any, w: dict[str, float]) -> Any:
+    """Jitted ``(states, x, k) -> loss``: ``kind``'s own generator loss (weights ``w``, GAN term
+    included) of images ``x [b,H,W,C]`` all predicted ``k`` (a Python int: static).
+
+    CyCE / SyCE: the loss of the x_k half (:func:`half_loss`); SAGen: :func:`sagen_loss` with
+    c = k. ``graphdefs``: eval-mode graphdefs of the generators and critics; ``states`` theirs.
+    """
+    def loss(states, x, k):
+        models = {n: nnx.merge(graphdefs[n], states[n], copy=True) for n in graphdefs}
+        if kind == "sagen":
+            return sagen_loss(models["G"], f_logit, x, jnp.full((x.shape[0],), float(k)), w)[0]
+        return half_loss(kind, models, f_logit, x, k, w)[0]
+
+    return jax.jit(loss, static_argnums=2)
+
+
+def own_loss_statistic(program: Any, states: dict[str, Any], images: np.ndarray, pred: np.ndarray,
+                       batch_size: int) -> float:
+    """The authors' validation criterion over ``images [N,H,W,C]`` of predicted classes ``pred [N]``.
+
+    CyCE / SyCE: the sum over the two classes of the mean half loss (a training step's joint
+    loss sums its two halves); SAGen: the mean loss over all images. ``program``:
+    :func:`own_loss_program`. Batches of ``batch_size`` (the last one shorter), weighted by size.
+    """
+    c = np.asarray(pred).astype(np.int32)
+    means = []
+    for k in (0, 1):
+        idx = np.flatnonzero(c == k)
+        if len(idx) == 0:
+            continue
+        total = 0.0
+        for lo in range(0, len(idx), batch_size):
+            x = jnp.asarray(images[idx[lo:lo + batch_size]], jnp.float32)
+            total += float(program(states, x, k)) * x.shape[0]
+        means.append((total / len(idx), len(idx)))
+    if "G" in states:  # SAGen: one mean over every image
+        return sum(m * n for m, n in means) / sum(n for _, n in means)
+    return sum(m for m, _ in means)
+
+
 # ----------------------------------------------------------------------------- the task
 
 def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, np.ndarray],
@@ -228,6 +280,8 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
                 "opt": {n: txs[n].init(param_state(train_gd[n], states[n])) for n in names}}
 
     train_step = generator_train_step(kind, txs, train_gd, f_logit, w, gp_weight, augment, scheme)
+    criterion = check_val_criterion(str(g.get("val_criterion", "own_loss")))
+    own_loss = own_loss_program(kind, eval_gd, f_logit, w)
 
     def train_batches(epoch):  # b images predicted 0 and b predicted 1 a step (the smaller class cycled)
         for i0, i1 in balanced_batches(idx0, idx1, b, steps, seed=seed, epoch=epoch):
@@ -238,8 +292,14 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
     val_pred = predict_classes(classifier, val_images, mesh) if val_pred is None else np.asarray(val_pred)
 
     def evaluate(state):
+        batch = int(g.get("eval_batch_size", 128))
         stats = quality_statistics(eval_fn, {n: state["models"][n] for n in gen_names}, f_state, val_images,
-                                   val_pred, mesh, int(g.get("eval_batch_size", 128)))
+                                   val_pred, mesh, batch)
+        stats["own_loss"] = own_loss_statistic(own_loss, {n: state["models"][n] for n in names}, val_images,
+                                               val_pred, batch)
+        stats["fixed_objective"] = stats["objective"]
+        if criterion == "own_loss":
+            stats["objective"] = stats["own_loss"]
         return stats
 
     return Task(name=kind, init_state=init_state, train_step=train_step, train_batches=train_batches,
