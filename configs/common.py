@@ -59,7 +59,8 @@ PAPER_SIZE = {
                    "sagen_class_input": False, "d_base_channels": 32, "d_layers": 5, "epochs": 40,
                    "batch_size": 16, "lr": 1e-4, "lr_schedule": "plateau",  # x0.3, patience 4, floor 1e-5
                    "augment": True, "eval_batch_size": 128, "sagen_weights": SAGEN_WEIGHTS,
-                   "update_scheme": "authors"},  # the authors' code: one generator update per half
+                   "update_scheme": "authors",  # the authors' code: one generator update per half
+                   "val_criterion": "own_loss"},  # the authors': the method's own total generator loss
     "mgen": {"base_channels": 32, "depth": 4, "epochs": 20, "lr": 1e-4, "steps_per_epoch": None},
     "translator": {"base_channels": 32, "depth": 4, "critic_channels": 32, "critic_layers": 5, "epochs": 40,
                    "lr": 1e-4, "steps_per_epoch": None},
@@ -74,7 +75,7 @@ PAPER_OMITS = {
              "noise", "data_dir", "split_fractions", "min_lesion_pixels", "body_min_fraction", "aug_flip",
              "aug_rotation", "aug_zoom", "aug_translation"),
     "classifier": ("monitor", "early_stop_patience"),  # the paper's fixed epoch count, no early stopping
-    "generators": ("steps_per_epoch", "lr_patience"),
+    "generators": ("steps_per_epoch", "lr_patience", "cyce_epochs", "syce_epochs", "sagen_epochs"),  # every kind: epochs
 }
 
 

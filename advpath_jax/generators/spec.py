@@ -93,6 +93,17 @@ def disc_spec(config: Any) -> DiscriminatorSpec:
                              base_channels=int(g.d_base_channels), layers=int(g.d_layers))
 
 
+def generator_epochs(config: Any, kind: str) -> int:
+    """Training epochs of ``kind``: ``generators.<kind>_epochs`` where set, else ``generators.epochs``."""
+    check_kind(kind)
+    g = config.generators
+    value = g.get(f"{kind}_epochs")
+    epochs = int(g.epochs if value is None else value)
+    if epochs < 1:
+        raise ValueError(f"generators.{kind}_epochs / generators.epochs must be >= 1, got {epochs}")
+    return epochs
+
+
 def generator_fingerprint(config: Any, kind: str) -> dict[str, Any]:
     """The architecture fields of ``kind`` stored with (and checked against) its checkpoints."""
     check_kind(kind)

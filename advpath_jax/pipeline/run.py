@@ -31,7 +31,7 @@ from advpath_jax.explain.registry import (FIGURE_METHODS, Explainers, check_meth
 from advpath_jax.generators.translator import translate_to_opposite
 from advpath_jax.io_utils import read_json, to_jsonable, write_bytes_atomic, write_json_atomic
 from advpath_jax.models.probability import predicted_class
-from advpath_jax.pipeline import attribute, quality, timings
+from advpath_jax.pipeline import attribute, quality, timings, train_pool
 from advpath_jax.pipeline.claims import claim_evidence
 from advpath_jax.pipeline.eval_config import check_eval_section
 from advpath_jax.pipeline.report import percentile_key, write_report
@@ -140,7 +140,7 @@ def apply_retrain(workdir: str, plan: dict[str, str]) -> None:
 def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[str] = (),
               plan: tuple[dict[str, str], dict[str, dict]] | None = None,
               clock: "timings.RunClock | None" = None,
-              after_model: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+              after_model: Callable[[str, dict], None] | None = None, workers: int = 1) -> dict[str, dict]:
     """Train every model of ``models`` whose stage is not finished under the same settings.
 
     A finished model is reused only when its settings record matches the config (data,
@@ -149,17 +149,20 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
     ``plan``: a plan made earlier by :func:`plan_training` (else made here).
     ``clock``: times each model's training as stage ``train <model>`` (the run's time table).
     ``after_model(model, metrics)``: called once each model is known (reused or trained), before
-    the models trained against it (the quality gates)."""
+    the models trained against it (the quality gates).
+    ``workers``: models trained at the same time, each in its own process
+    (:mod:`advpath_jax.pipeline.train_pool`); 1 trains them one after the other in this process."""
     stages, records = plan if plan is not None else plan_training(config, workdir, models, retrain)
     apply_retrain(workdir, stages)
-    summary = {}
+    summary: dict[str, dict] = {}
+    to_train = []
     for model in models:
-        marker = stage_marker(workdir, model)
         if "rebuilt_from" in records[model]:  # an older version's model, checked: record it now
             print(f"[run] {model}: settings checked against {records[model]['rebuilt_from']} "
                   f"(trained by an older version); recording them in {sr.RECORD}")
             sr.write_record(workdir, model, {k: records[model][k] for k in ("fingerprint", "instance")})
         if stages[model] == "reuse":
+            marker = stage_marker(workdir, model)
             summary[model] = read_json(marker, "stage marker")
             print(f"[run] {model}: finished earlier under the same settings, reusing {os.path.dirname(marker)}")
             if after_model is not None:
@@ -167,20 +170,36 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
             continue
         if stages[model] in ("train", "retrain"):
             sr.write_record(workdir, model, records[model])
+        to_train.append(model)
+
+    def finished(model: str, metrics: dict, seconds: float) -> None:
+        if metrics.get("stopped_early"):
+            raise AdvpathError(f"training of {model} stopped early (non-finite loss); see "
+                               f"{os.path.join(workdir, model, 'metrics.jsonl')}")
+        metrics["train_seconds"] = seconds
+        metrics.update(fingerprint_digest=sr.digest(records[model]["fingerprint"]),
+                       instance=records[model]["instance"])  # the full record: fingerprint.json
+        write_json_atomic(stage_marker(workdir, model), to_jsonable(metrics))
+        summary[model] = metrics
+        if after_model is not None:
+            after_model(model, metrics)
+
+    if workers > 1 and len(to_train) > 1:
+        def worker_done(model: str, metrics: dict, wall_s: float, cpu_s: float) -> None:
+            if clock is not None:
+                clock.record(f"train {model}", wall_s, cpu_s)
+            finished(model, dict(metrics), wall_s)
+
+        print(f"[run] training {', '.join(to_train)} with up to {workers} at a time (--train-workers)")
+        train_pool.train_in_workers(to_train, DEPENDS_ON, config, workdir, workers, worker_done,
+                                    done=[m for m in models if m not in to_train])
+        return {m: summary[m] for m in models}
+    for model in to_train:
         start = time.perf_counter()
         print(f"[run] training {model} ...")
         with (clock.stage(f"train {model}") if clock else contextlib.nullcontext()):
             metrics = dict(train(model, config, workdir) or {})
-        if metrics.get("stopped_early"):
-            raise AdvpathError(f"training of {model} stopped early (non-finite loss); see "
-                               f"{os.path.join(workdir, model, 'metrics.jsonl')}")
-        metrics["train_seconds"] = time.perf_counter() - start
-        metrics.update(fingerprint_digest=sr.digest(records[model]["fingerprint"]),
-                       instance=records[model]["instance"])  # the full record: fingerprint.json
-        write_json_atomic(marker, to_jsonable(metrics))
-        summary[model] = metrics
-        if after_model is not None:
-            after_model(model, metrics)
+        finished(model, metrics, time.perf_counter() - start)
     return summary
 
 
@@ -390,13 +409,15 @@ def figure_examples(config, maps_dir: str, test: dict, methods: Sequence[str]) -
 
 
 def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: Sequence[str] = (),
-        strict: bool = False) -> dict:
+        strict: bool = False, train_workers: int | None = None) -> dict:
     """The whole pipeline; returns the paths written by the report.
 
     ``retrain``: models to train again although finished (see :func:`train_all`). Every
     reuse decision is checked before anything is written, ``config.txt`` included.
     ``strict``: a model under its quality bar (:mod:`advpath_jax.pipeline.quality`) is an
-    error, raised before anything is trained against it."""
+    error, raised before anything is trained against it.
+    ``train_workers``: models trained at the same time (:func:`train_all`); None: 2 on a CPU
+    with 2 or more cores, else 1 (:func:`advpath_jax.pipeline.train_pool.default_workers`)."""
     started = time.perf_counter()
     check_eval_section(config.eval)  # unknown fields are an error; missing ones get the package's defaults
     clock = timings.RunClock(workdir)  # the time table, summed over resumed runs
@@ -423,7 +444,10 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
     def check_quality(model: str, metrics: dict) -> None:
         gate_rows.extend(quality.check(model, metrics, gates, strict=strict, where=stage_marker(workdir, model)))
 
-    model_metrics = train_all(config, workdir, needed, plan=plan, clock=clock, after_model=check_quality)
+    workers = (train_pool.default_workers(jax.default_backend()) if train_workers is None
+               else train_pool.check_workers(train_workers))
+    model_metrics = train_all(config, workdir, needed, plan=plan, clock=clock, after_model=check_quality,
+                              workers=workers)
     quality_summary = quality.summary(gate_rows, gates)
     explainers = build_explainers(config, workdir, methods)
     maps_dir = os.path.join(workdir, "maps")

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit status 2) when a model is under its quality bar (classifier AUC, "
                              "generator flip/keep rates, ...) instead of warning and going on")
+    parser.add_argument("--train-workers", type=int, default=None, metavar="N",
+                        help="models trained at the same time, one process each (default: 2 on a CPU with "
+                             "2+ cores, 1 on an accelerator); 1: one after the other in this process")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,5 +41,5 @@ def main(args: argparse.Namespace) -> int:
     workdir = args.workdir or f"runs/{config.name}"
     methods = parse_method_list(args.methods) if args.methods else None
     retrain = [m.strip() for m in args.retrain.split(",") if m.strip()] if args.retrain else []
-    run(config, workdir, methods=methods, retrain=retrain, strict=args.strict)
+    run(config, workdir, methods=methods, retrain=retrain, strict=args.strict, train_workers=args.train_workers)
     return 0

@@ -11,6 +11,9 @@ run resumed after an interruption reports the time of every process that worked 
 directory.
 
 CPU utilisation = CPU seconds ÷ wall seconds ÷ cores (1.0: every core busy all the time).
+Models trained in worker processes (:mod:`advpath_jax.pipeline.train_pool`) are entered with
+the worker's own wall and CPU seconds (:meth:`RunClock.record`); their stages overlap in wall
+time, so the stage rows can sum to more than the total.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class RunClock:
         self._stop = threading.Event()
         self._interval = float(interval_s)
         self._thread: threading.Thread | None = None
+        self._child_cpu = 0.0  # CPU seconds of worker processes (record)
 
     def start(self) -> "RunClock":
         """Start the background saver (call once the work directory exists)."""
@@ -81,6 +85,18 @@ class RunClock:
             if self._thread is not None:
                 self.save()
 
+    def record(self, name: str, wall_s: float, cpu_s: float) -> None:
+        """Add a stage timed elsewhere (a worker process's own wall and CPU seconds). Its CPU
+        seconds also count in this process's total (the ``run`` entry); its wall seconds do not
+        (they overlap this process's)."""
+        with self._lock:
+            entry = self._stages.setdefault(name, _zero())
+            entry["wall_s"] += float(wall_s)
+            entry["cpu_s"] += float(cpu_s)
+            self._child_cpu += float(cpu_s)
+        if self._thread is not None:
+            self.save()
+
     def add_items(self, name: str, count: int) -> None:
         with self._lock:
             self._stages.setdefault(name, _zero())["items"] += int(count)
@@ -103,7 +119,8 @@ class RunClock:
                 entry = stages.setdefault(name, _zero())
                 entry["wall_s"] += now_wall - wall0
                 entry["cpu_s"] += now_cpu - cpu0
-            stages[RUN_STAGE] = {"wall_s": now_wall - self._wall0, "cpu_s": now_cpu - self._cpu0, "items": 0}
+            stages[RUN_STAGE] = {"wall_s": now_wall - self._wall0,
+                                 "cpu_s": now_cpu - self._cpu0 + self._child_cpu, "items": 0}
         return stages
 
     def save(self) -> None:

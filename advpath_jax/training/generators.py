@@ -43,7 +43,8 @@ from jax.sharding import Mesh
 
 from advpath_jax.data.sampler import balanced_batches, epoch_steps
 from advpath_jax.generators.inference import class_quality_program
-from advpath_jax.generators.spec import GAN_KINDS, build_generators, check_kind, generator_fingerprint, loss_weights
+from advpath_jax.generators.spec import (GAN_KINDS, build_generators, check_kind, generator_epochs, generator_fingerprint,
+                                         loss_weights)
 from advpath_jax.io_utils import write_json_atomic
 from advpath_jax.models.probability import predicted_class
 from advpath_jax.models.resnet import ResNet
@@ -270,8 +271,9 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
     learning_rate = LearningRate.from_config(g)
     scheme = str(g.get("update_scheme", "joint"))
     per_step = generator_updates_per_step(kind, scheme)
-    tx = make_optimizer(learning_rate, int(g.epochs) * steps)  # critics (and SAGen): one update a step
-    gen_tx = make_optimizer(learning_rate, int(g.epochs) * steps, updates_per_step=per_step) if per_step > 1 else tx
+    epochs = generator_epochs(config, kind)
+    tx = make_optimizer(learning_rate, epochs * steps)  # critics (and SAGen): one update a step
+    gen_tx = make_optimizer(learning_rate, epochs * steps, updates_per_step=per_step) if per_step > 1 else tx
     txs = {n: gen_tx if n.startswith("G") else tx for n in names}
 
     def init_state():  # copies of the modules built above (the trainer donates its state)
@@ -376,7 +378,8 @@ def train_generators(config: Any, workdir: str, kind: str, *, mesh: Mesh | None 
     task = generator_task(config, kind, classifier, train, val, mesh,
                           train_pred=predicted_classes(config, workdir, "train", classifier, train["image"], mesh),
                           val_pred=predicted_classes(config, workdir, "val", classifier, val["image"], mesh))
-    options = FitOptions.from_config(config.generators, int(config.seed), max_steps=max_steps)
+    options = FitOptions.from_config(config.generators, int(config.seed), max_steps=max_steps,
+                                     epochs=generator_epochs(config, kind))
     result = fit(task, out_dir, options, mesh=mesh)
     if result.stopped_early:
         return {"stopped_early": True}

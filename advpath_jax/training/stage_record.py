@@ -10,7 +10,7 @@ The fingerprint holds everything the trained parameters depend on:
 * ``seed`` (the config's top-level seed) and ``data`` (the data section, without the
   location fields ``data_dir`` / ``manual_dir``);
 * the model's own section (``classifier``, ``generators``, ``mgen`` or ``translator``;
-  for one generator kind, without the other kinds' loss weights);
+  for one generator kind, without the other kinds' loss weights and epoch counts);
 * ``trained_against``: the fingerprint digest and the instance id of each model it was
   trained against (every model but the classifier is trained against the classifier).
 
@@ -64,7 +64,8 @@ def model_fingerprint(config, model: str, trained_against: Mapping[str, Mapping[
     drop = NOT_RESULT_FIELDS
     if section == "generators":
         others = [k for k in GENERATOR_KINDS if k != model]
-        drop = drop + tuple(f"{k}_weights" for k in others) + (() if model == "sagen" else ("sagen_class_input",))
+        drop = (drop + tuple(f"{k}_weights" for k in others) + tuple(f"{k}_epochs" for k in others)
+                + (() if model == "sagen" else ("sagen_class_input",)))
     missing = [d for d in DEPENDS_ON[model] if d not in trained_against]
     if missing:
         raise AdvpathError(f"{model} needs the record of {', '.join(missing)} to be fingerprinted")

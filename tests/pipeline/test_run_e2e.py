@@ -41,6 +41,15 @@ def test_tiny_run_produces_a_complete_report_and_resumes(tiny_finished_run, caps
     for model in ("classifier", "cyce", "translator"):
         assert (workdir / model / "DONE.json").exists()
     assert not (workdir / "syce").exists()  # not needed by these methods
+    # on a CPU with 2 cores the run trains CyCE and the translator at the same time, each in a worker
+    # process whose output goes to its train.log and whose own CPU time enters the time table
+    first_rows = {r["stage"]: r for r in results["meta"]["time_table"]["rows"]}
+    if (os.cpu_count() or 1) >= 2:
+        for model in ("classifier", "cyce", "translator"):
+            log = (workdir / model / "train.log").read_text()
+            assert f"[{model}]" in log
+            assert first_rows[f"train {model}"]["cpu_s"] > 0.2 * first_rows[f"train {model}"]["wall_s"]
+            assert not (workdir / model / "worker_result.json").exists()
     # a second run reuses models and map shards: nothing is trained or recomputed
     capsys.readouterr()
     assert cli_main(argv) == 0
