@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, Mapping, Sequence
@@ -40,8 +41,21 @@ def check_workers(workers: Any) -> int:
     return workers
 
 
-def _worker(model: str, config: Any, workdir: str) -> None:
+def _exit_with_parent(parent_pid: int, poll_s: float = 2.0) -> None:
+    """Leave at once when the parent run is gone (killed): an orphaned worker would go on
+    writing checkpoints that a re-run's worker for the same model also writes."""
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(model: str, config: Any, workdir: str, parent_pid: int) -> None:
     """Child process: train ``model`` with its output in ``train.log``; write the result file."""
+    _exit_with_parent(parent_pid)
     out_dir = os.path.join(workdir, model)
     os.makedirs(out_dir, exist_ok=True)
     log = open(os.path.join(out_dir, LOG_NAME), "a", buffering=1)
@@ -106,7 +120,8 @@ def train_in_workers(models: Sequence[str], depends_on: Mapping[str, Sequence[st
                 result_path = os.path.join(workdir, model, RESULT_NAME)
                 if os.path.exists(result_path):
                     os.remove(result_path)
-                proc = ctx.Process(target=_worker, args=(model, config, workdir), name=f"advpath-train-{model}")
+                proc = ctx.Process(target=_worker, args=(model, config, workdir, os.getpid()),
+                                   name=f"advpath-train-{model}")
                 proc.start()
                 running[model] = proc
                 pending.remove(model)

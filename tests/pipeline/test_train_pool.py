@@ -1,5 +1,10 @@
 """Training models in worker processes: scheduling, failures and the default worker count."""
 
+import multiprocessing
+import os
+import signal
+import time
+
 import pytest
 
 from advpath_jax.config_utils import load_config
@@ -38,3 +43,46 @@ def test_a_failing_worker_is_reported_with_its_log(tmp_path):
     assert "end of" in str(err.value) and "train.log" in str(err.value)
     assert (tmp_path / "syce" / "train.log").stat().st_size > 0
     assert finished == []
+
+
+def _sleeping_child(parent_pid):
+    from advpath_jax.pipeline.train_pool import _exit_with_parent
+    _exit_with_parent(parent_pid, poll_s=0.2)
+    time.sleep(120)
+
+
+def _parent_of_a_child(pid_file):
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_sleeping_child, args=(os.getpid(),))
+    child.start()
+    with open(pid_file, "w") as fh:
+        fh.write(str(child.pid))
+    time.sleep(120)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie (exited, not yet reaped) counts as gone
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_a_worker_leaves_when_its_parent_is_killed(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    parent = multiprocessing.get_context("spawn").Process(target=_parent_of_a_child, args=(str(pid_file),))
+    parent.start()
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.1)
+    child_pid = int(pid_file.read_text())
+    assert _alive(child_pid)
+    os.kill(parent.pid, signal.SIGKILL)  # no clean-up code of the parent runs
+    parent.join()
+    deadline = time.monotonic() + 20
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child_pid)
