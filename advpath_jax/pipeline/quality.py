@@ -134,7 +134,8 @@ def table_md(quality: Mapping[str, Any]) -> list[str]:
         value = "not measured" if r["value"] is None else f"{r['value']:.3f}"
         bar = "" if r["bar"] is None else f"{r['bar']:.2f}"
         status = "" if r["bar"] is None else ("ok" if r["ok"] else "**below the bar**")
-        lines.append(f"| {MODEL_NAMES.get(r['model'], r['model'])} | {r['label']} | {value} | {bar} | {status} |")
+        label = r["label"].replace("|", "\\|")  # "mean |x_a - x|" inside a table cell
+        lines.append(f"| {MODEL_NAMES.get(r['model'], r['model'])} | {label} | {value} | {bar} | {status} |")
     lines.append("")
     for text in quality["warnings"]:
         lines.append(f"> **Warning:** {text}.")

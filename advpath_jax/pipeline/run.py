@@ -168,9 +168,11 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
             if after_model is not None:
                 after_model(model, summary[model])
             continue
+        to_train.append(model)
+
+    def starting(model: str) -> None:  # the settings record, written when the model's training starts
         if stages[model] in ("train", "retrain"):
             sr.write_record(workdir, model, records[model])
-        to_train.append(model)
 
     def finished(model: str, metrics: dict, seconds: float) -> None:
         if metrics.get("stopped_early"):
@@ -192,9 +194,10 @@ def train_all(config, workdir: str, models: Sequence[str], *, retrain: Sequence[
 
         print(f"[run] training {', '.join(to_train)} with up to {workers} at a time (--train-workers)")
         train_pool.train_in_workers(to_train, DEPENDS_ON, config, workdir, workers, worker_done,
-                                    done=[m for m in models if m not in to_train])
+                                    done=[m for m in models if m not in to_train], on_start=starting)
         return {m: summary[m] for m in models}
     for model in to_train:
+        starting(model)
         start = time.perf_counter()
         print(f"[run] training {model} ...")
         with (clock.stage(f"train {model}") if clock else contextlib.nullcontext()):

@@ -99,10 +99,12 @@ def _log_tail(path: str, n: int = 15) -> str:
 
 def train_in_workers(models: Sequence[str], depends_on: Mapping[str, Sequence[str]], config: Any, workdir: str,
                      workers: int, on_done: Callable[[str, dict, float, float], None],
-                     done: Sequence[str] = (), poll_s: float = 1.0) -> None:
+                     done: Sequence[str] = (), poll_s: float = 1.0,
+                     on_start: Callable[[str], None] | None = None) -> None:
     """Train ``models`` (in order of preference) in up to ``workers`` child processes.
 
     ``depends_on[m]``: models that must finish first (those in ``done`` already have).
+    ``on_start(model)`` is called in this process just before a model's worker starts.
     ``on_done(model, metrics, wall_s, cpu_s)`` is called in this process as each finishes (it may
     raise, e.g. a quality gate: the running workers are then stopped). A worker's failure is
     raised as :class:`AdvpathError` with the end of its log.
@@ -120,6 +122,8 @@ def train_in_workers(models: Sequence[str], depends_on: Mapping[str, Sequence[st
                 result_path = os.path.join(workdir, model, RESULT_NAME)
                 if os.path.exists(result_path):
                     os.remove(result_path)
+                if on_start is not None:
+                    on_start(model)
                 proc = ctx.Process(target=_worker, args=(model, config, workdir, os.getpid()),
                                    name=f"advpath-train-{model}")
                 proc.start()

@@ -1,6 +1,7 @@
 """Model quality gates: figures against bars, warnings in the console and report, ``--strict``."""
 
 import json
+import re
 
 import pytest
 
@@ -28,6 +29,14 @@ def test_warning_names_the_figure_the_value_and_the_bar():
     assert "| classifier | test AUC | 0.720 | 0.90 | **below the bar** |" in md
     assert "| AOPC translator | flip rate | 1.000 | 0.90 | ok |" in md
     assert quality.summary(quality.all_rows({"translator": {"flip_rate": 1.0}}))["passed"]
+
+
+def test_table_rows_keep_five_cells_when_a_label_holds_a_pipe():
+    s = quality.summary(quality.all_rows({"syce": {"flip_rate": 0.99, "keep_rate": 0.5, "mean_abs_adv": 0.03}}))
+    rows = [ln for ln in quality.table_md(s) if ln.startswith("| SyCE")]
+    assert any("mean \\|x_a - x\\|" in ln for ln in rows)
+    for ln in rows:  # unescaped pipes: 6 separators of 5 cells
+        assert len(re.findall(r"(?<!\\)\|", ln)) == 6, ln
 
 
 def test_bars_can_be_overridden_and_unknown_ones_are_refused():
