@@ -30,6 +30,7 @@ import dataclasses
 from typing import Any, Mapping, Sequence
 
 from advpath_jax.errors import AdvpathError
+from advpath_jax.pipeline.markdown import md_cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +135,8 @@ def table_md(quality: Mapping[str, Any]) -> list[str]:
         value = "not measured" if r["value"] is None else f"{r['value']:.3f}"
         bar = "" if r["bar"] is None else f"{r['bar']:.2f}"
         status = "" if r["bar"] is None else ("ok" if r["ok"] else "**below the bar**")
-        label = r["label"].replace("|", "\\|")  # "mean |x_a - x|" inside a table cell
-        lines.append(f"| {MODEL_NAMES.get(r['model'], r['model'])} | {label} | {value} | {bar} | {status} |")
+        lines.append(f"| {md_cell(MODEL_NAMES.get(r['model'], r['model']))} | {md_cell(r['label'])} | {value} | {bar} "
+                     f"| {status} |")
     lines.append("")
     for text in quality["warnings"]:
         lines.append(f"> **Warning:** {text}.")

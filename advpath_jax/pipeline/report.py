@@ -79,6 +79,7 @@ from advpath_jax.metrics.relevance import relevance_r
 from advpath_jax.metrics.stats import by_class, summarize
 from advpath_jax.io_utils import dumps_json, write_bytes_atomic, write_text_atomic
 from advpath_jax.pipeline import quality
+from advpath_jax.pipeline.markdown import md_cell
 from advpath_jax.pipeline.timings import time_table_md
 
 FIGURE1 = "figure1_examples.png"
@@ -287,11 +288,6 @@ def _best(values: dict[str, float | None], higher: bool) -> set[str]:
     return {k for k, v in vals.items() if math.isclose(v, target, rel_tol=0, abs_tol=1e-12)}
 
 
-def _md_name(name: str) -> str:
-    """A method name safe inside a Markdown table cell."""
-    return name.replace("\\", "\\\\").replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
-
-
 TIE_TEXT = {
     "percentile": "every pixel whose value is >= the map's p-th percentile `np.percentile(map, p)`, "
                   "so pixels tied at the threshold are all kept, as in the authors' code",
@@ -319,7 +315,7 @@ def _table1_md(table1: Mapping, percentiles: list[float], order: list[str], ties
         for c in cols:
             text = _fmt(table1[m].get(c[0], {}).get(c[1]))
             cells.append(f"**{text}**" if m in best[c] and text != "—" else text)
-        rows.append([_md_name(m)] + cells)
+        rows.append([md_cell(m)] + cells)
     n = {s["n"] for m in names for per in table1[m].values() for s in per.values()}
     lines = [
         "## Table 1: localisation on positive images",
@@ -350,7 +346,7 @@ def _table2_md(table2: Mapping, order: list[str], settings: Mapping | None = Non
         header += [f"R ({c})", f"AUC pres / del ({c})"]
     rows = []
     for m in names:
-        cells = [_md_name(m)]
+        cells = [md_cell(m)]
         for c in classes:
             e = table2[m][c]
             text = _fmt(e["R"])
@@ -385,7 +381,7 @@ def _regions_text(settings: Mapping | None) -> str:
 
 def _constant_md(constant: Mapping, order: list[str]) -> list[str]:
     names = [m for m in order if m in constant]
-    rows = [[_md_name(m), f"{100 * constant[m]:.1f}%"] for m in names]
+    rows = [[md_cell(m), f"{100 * constant[m]:.1f}%"] for m in names]
     return ["## Constant maps", "",
             "Share of each method's maps (scored images: positives and the balanced subset) that are "
             "constant: max − min ≤ 1e-6 · max |map| (all-zero maps included).", ""] + \
@@ -420,7 +416,7 @@ def _claims_md(claims: Mapping) -> list[str]:
         header = ["A", "B"] + [f"{lab} Δ [95% CI]" for lab in labels]
         rows = []
         for c in comps:
-            cells = [_md_name(c["method"]), _md_name(c["versus"])]
+            cells = [md_cell(c["method"]), md_cell(c["versus"])]
             for lab in labels:
                 s = c["metrics"].get(lab)
                 cells.append("—" if s is None else f"{_interval(s)} {VERDICT_MARK[s['verdict']]}")

@@ -283,7 +283,8 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
 
     train_step = generator_train_step(kind, txs, train_gd, f_logit, w, gp_weight, augment, scheme)
     criterion = check_val_criterion(str(g.get("val_criterion", "own_loss")))
-    own_loss = own_loss_program(kind, eval_gd, f_logit, w)
+    # one more pass over the validation images per epoch: only when it is the criterion
+    own_loss = own_loss_program(kind, eval_gd, f_logit, w) if criterion == "own_loss" else None
 
     def train_batches(epoch):  # b images predicted 0 and b predicted 1 a step (the smaller class cycled)
         for i0, i1 in balanced_batches(idx0, idx1, b, steps, seed=seed, epoch=epoch):
@@ -297,10 +298,10 @@ def generator_task(config: Any, kind: str, classifier: ResNet, train: dict[str, 
         batch = int(g.get("eval_batch_size", 128))
         stats = quality_statistics(eval_fn, {n: state["models"][n] for n in gen_names}, f_state, val_images,
                                    val_pred, mesh, batch)
-        stats["own_loss"] = own_loss_statistic(own_loss, {n: state["models"][n] for n in names}, val_images,
-                                               val_pred, batch)
         stats["fixed_objective"] = stats["objective"]
-        if criterion == "own_loss":
+        if own_loss is not None:
+            stats["own_loss"] = own_loss_statistic(own_loss, {n: state["models"][n] for n in names}, val_images,
+                                                   val_pred, batch)
             stats["objective"] = stats["own_loss"]
         return stats
 

@@ -188,3 +188,18 @@ def test_sagen_class_input_feeds_each_images_predicted_class(data, balanced_clas
     assert last < first
     stats = task.evaluate(task.init_state())  # the per-class evaluation path
     assert 0.0 <= stats["flip_rate"] <= 1.0 and np.isfinite(stats["objective"])
+
+
+@pytest.mark.parametrize("criterion", ["own_loss", "fixed"])
+def test_validation_objective_follows_the_criterion(data, balanced_classifier, criterion):
+    """"own_loss": the objective is the method's own loss (also logged); "fixed": the fixed-weight
+    objective, and the own loss is not computed (one validation pass less per epoch)."""
+    config = tiny_config()
+    config.generators.val_criterion = criterion
+    task = gen_mod.generator_task(config, "cyce", balanced_classifier, data["train"], data["val"])
+    stats = task.evaluate(task.init_state())
+    if criterion == "own_loss":
+        assert stats["objective"] == stats["own_loss"] and stats["own_loss"] > 0
+        assert stats["own_loss"] != stats["fixed_objective"]
+    else:
+        assert stats["objective"] == stats["fixed_objective"] and "own_loss" not in stats
