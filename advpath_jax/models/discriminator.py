@@ -12,6 +12,7 @@ import dataclasses
 import jax
 from flax import nnx
 
+from advpath_jax.models.conv import conv_layer
 from advpath_jax.models.unet import fan_in_normal
 
 
@@ -40,8 +41,8 @@ class Discriminator(nnx.Module):
         convs, c = [], spec.in_channels + spec.extra_inputs
         for i in range(spec.layers):
             cout = spec.base_channels * 2 ** i
-            convs.append(nnx.Conv(c, cout, (4, 4), strides=(2, 2), padding="SAME",
-                                  kernel_init=fan_in_normal(1.0), rngs=rngs))
+            convs.append(conv_layer(c, cout, 4, strides=2, padding="SAME",
+                                    kernel_init=fan_in_normal(1.0), rngs=rngs))
             c = cout
         self.convs = nnx.List(convs)
         self.dense = nnx.Linear(c * spec.final_size ** 2, 1, kernel_init=fan_in_normal(1.0), rngs=rngs)

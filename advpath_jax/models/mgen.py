@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advpath_jax.models.conv import conv_layer
 from advpath_jax.models.unet import UNetSpec, _Trunk
 
 MASK_EPS = 1e-6
@@ -40,7 +41,7 @@ class MGen(nnx.Module):
     def __init__(self, spec: MGenSpec = MGenSpec(), *, rngs: nnx.Rngs):
         self.spec = spec
         self.trunk = _Trunk(spec.trunk_spec(), rngs=rngs)
-        self.head_conv = nnx.Conv(spec.base_channels, 2, (1, 1), rngs=rngs)
+        self.head_conv = conv_layer(spec.base_channels, 2, 1, rngs=rngs, patches_on_cpu=False)
 
     def half_mask(self, x: jax.Array, score: jax.Array) -> jax.Array:
         """The mask at half resolution ``[B, H/2, W/2]``."""

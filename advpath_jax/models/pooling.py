@@ -21,28 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-
-def _window_slices(x_padded: jax.Array, window: tuple[int, int], strides: tuple[int, int],
-                   out_hw: tuple[int, int]):
-    """Yield the strided slice ``[B, Ho, Wo, C]`` of each window offset, row-major.
-
-    The strided slice is written as a reshape into (block, phase) axes and a contiguous
-    slice, whose transpose is a plain pad (an interior-padded scatter otherwise).
-    """
-    (s0, s1), (ho, wo) = strides, out_hw
-    hb = max(-(-x_padded.shape[1] // s0), (window[0] - 1) // s0 + ho)
-    wb = max(-(-x_padded.shape[2] // s1), (window[1] - 1) // s1 + wo)
-    x_padded = lax.pad(x_padded, jnp.asarray(0, x_padded.dtype),
-                       ((0, 0, 0), (0, hb * s0 - x_padded.shape[1], 0),
-                        (0, wb * s1 - x_padded.shape[2], 0), (0, 0, 0)))
-    blocks = x_padded.reshape(x_padded.shape[0], hb, s0, wb, s1, x_padded.shape[3])
-    for di in range(window[0]):
-        for dj in range(window[1]):
-            yield blocks[:, di // s0: di // s0 + ho, di % s0, dj // s1: dj // s1 + wo, dj % s1, :]
-
-
-def _pad(x: jax.Array, padding, value) -> jax.Array:
-    return lax.pad(x, jnp.asarray(value, x.dtype), ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
+from advpath_jax.models.windows import pad_spatial, window_slices
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
@@ -62,8 +41,8 @@ def _max_pool_jvp(window, strides, padding, primals, tangents):
     (x,), (t,) = primals, tangents
     y = max_pool(x, window, strides, padding)
     out_hw = y.shape[1:3]
-    x_slices = _window_slices(_pad(x, padding, -jnp.inf), window, strides, out_hw)
-    t_slices = _window_slices(_pad(t, padding, 0.0), window, strides, out_hw)
+    x_slices = window_slices(pad_spatial(x, padding, -jnp.inf), window, strides, out_hw)
+    t_slices = window_slices(pad_spatial(t, padding, 0.0), window, strides, out_hw)
     taken = jnp.zeros(y.shape, bool)
     t_out = jnp.zeros(y.shape, t.dtype)
     for xs, ts in zip(x_slices, t_slices):

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advpath_jax.models.conv import conv_layer
 from advpath_jax.models.pooling import max_pool
 from advpath_jax.validation import check_min_size, check_shape
 
@@ -58,10 +59,8 @@ class ResNetSpec:
 
 def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
     pad = k // 2
-    return nnx.Conv(
-        cin, cout, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-        use_bias=False, kernel_init=nnx.initializers.kaiming_normal(), rngs=rngs,
-    )
+    return conv_layer(cin, cout, k, strides=stride, padding=((pad, pad), (pad, pad)), use_bias=False,
+                      kernel_init=nnx.initializers.kaiming_normal(), rngs=rngs)
 
 
 def _bn(c: int, rngs: nnx.Rngs, zero_init: bool = False) -> nnx.BatchNorm:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advpath_jax.models.conv import conv_layer
 from advpath_jax.models.unet import UNetSpec, _Trunk
 
 
@@ -38,8 +39,9 @@ class Translator(nnx.Module):
     def __init__(self, spec: TranslatorSpec = TranslatorSpec(), *, rngs: nnx.Rngs):
         self.spec = spec
         self.trunk = _Trunk(spec.trunk_spec(), rngs=rngs)
-        self.head_conv = nnx.Conv(spec.base_channels, spec.in_channels, (1, 1),
-                                  kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.head_conv = conv_layer(spec.base_channels, spec.in_channels, 1,
+                                    kernel_init=nnx.initializers.zeros, rngs=rngs,
+                                    patches_on_cpu=False)
 
     def residual(self, x: jax.Array, c: jax.Array) -> jax.Array:
         """The unclipped residual ``G(x, c)`` ``[B, H, W, C]``."""

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from advpath_jax.models.conv import conv_layer
+
 BN_MOMENTUM = 0.9
 
 
@@ -73,7 +75,8 @@ def fan_in_normal(scale: float = 2.0):
 
 
 def _conv(cin: int, cout: int, k: int, rngs: nnx.Rngs) -> nnx.Conv:
-    return nnx.Conv(cin, cout, (k, k), padding="SAME", kernel_init=fan_in_normal(2.0), rngs=rngs)
+    return conv_layer(cin, cout, k, padding="SAME", kernel_init=fan_in_normal(2.0), rngs=rngs,
+                      patches_on_cpu=False)  # measured slower at full resolution (models/conv.py)
 
 
 class PreActConv(nnx.Module):
