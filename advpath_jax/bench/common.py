@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 
 import jax
 
+from advpath_jax.models.conv import conv_impl
+
 
 def int_list(text: str) -> list[int]:
     """``"10,50,200"`` -> ``[10, 50, 200]``."""
@@ -104,6 +106,8 @@ def machine_description() -> dict:
         "platform": devices[0].platform, "device_kind": devices[0].device_kind,
         "device_count": len(devices), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "jax": jax.__version__, "machine": platform.machine(),
+        # the ResNet's convolution (advpath_jax.models.conv) and any XLA flags of this run
+        "resnet_conv": conv_impl(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
         **cpu_description(),
     }
 
