@@ -2,8 +2,9 @@
 
     python eval/paper_size_smoke.py --workdir /tmp/paper_smoke [--keep-data]
 
-Writes synthetic brain-like slices at 224 px (train 40, val 16, test 16, half of them with
-lesions) in the folder format, then runs ``advpath run --config configs/brain_tumor.py`` on
+Writes synthetic brain-like slices at 224 px (train 64, val 16, test 16, half of them with
+high-contrast lesions, so that a few classifier steps separate the classes: the generators
+need a classifier that predicts both) in the folder format, then runs ``advpath run --config configs/brain_tumor.py`` on
 them: ResNet-50 and the paper-width U-Nets and critics exactly as that config builds them,
 with a handful of steps per model and a small evaluation (M = 4 path points, 8 AOPC steps).
 It checks that the accelerator configs run, not what they learn: the models are far too
@@ -24,12 +25,12 @@ import numpy as np
 from advpath_jax.data.folder import write_folder
 from advpath_jax.data.synthetic import synth_brain
 
-SPLITS = {"train": 40, "val": 16, "test": 16}
+SPLITS = {"train": 64, "val": 16, "test": 16}
 IMAGE_SIZE = 224
 
 #: a handful of steps per model and a small evaluation; the architecture is the config's
 OVERRIDES = (
-    "classifier.epochs=2", "classifier.batch_size=8", "classifier.eval_batch_size=16", "classifier.lr=0.001",
+    "classifier.epochs=4", "classifier.batch_size=8", "classifier.eval_batch_size=16", "classifier.lr=0.001",
     "generators.epochs=1", "generators.batch_size=4", "generators.eval_batch_size=8",
     "mgen.epochs=1", "mgen.steps_per_epoch=2", "mgen.batch_size=8",
     "translator.epochs=1", "translator.steps_per_epoch=2", "translator.batch_size=8",
@@ -43,7 +44,8 @@ OVERRIDES = (
 def write_stand_in(root: str, seed: int = 0) -> str:
     """The 224-px folder data set (every split listed in labels.csv)."""
     n = sum(SPLITS.values())
-    data = synth_brain(n, image_size=IMAGE_SIZE, seed=seed, positive_fraction=0.5, id_prefix="smoke")
+    data = synth_brain(n, image_size=IMAGE_SIZE, seed=seed, positive_fraction=0.5, lesion_contrast=1.0,
+                       lesion_size=0.1, id_prefix="smoke")
     splits = np.concatenate([[name] * count for name, count in SPLITS.items()])
     write_folder(root, data, splits=list(splits))
     return root

@@ -116,3 +116,19 @@ def test_each_config_folder_imports_its_own_common(tmp_path):
     assert load_config(str(tmp_path / "f1" / "cfg.py")).v == 1
     assert load_config(str(tmp_path / "f2" / "cfg.py")).v == 2
     assert "common" not in sys.modules and str(tmp_path / "f1") not in sys.path
+
+
+def test_paper_size_smoke_overrides_apply_and_keep_the_paper_architecture():
+    """eval/paper_size_smoke.py's overrides are valid fields of brain_tumor.py and change
+    only step counts and evaluation sizes, never the models' shapes."""
+    path = CONFIG_DIR.parent / "eval" / "paper_size_smoke.py"
+    spec = importlib.util.spec_from_file_location("paper_size_smoke_under_test", path)
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    config = load_config("brain_tumor", list(smoke.OVERRIDES) + ["data.name=folder:/nowhere"])
+    assert smoke.IMAGE_SIZE == config.data.image_size == 224
+    assert (config.classifier.depth, config.classifier.width) == (50, 1.0)
+    assert (config.generators.unet_base_channels, config.generators.unet_depth) == (32, 4)
+    assert (config.generators.d_base_channels, config.generators.d_layers) == (32, 5)
+    assert (config.mgen.base_channels, config.translator.base_channels) == (32, 32)
+    assert config.eval.steps == 4 and config.classifier.epochs == 4
