@@ -32,9 +32,7 @@ def window_slices(x_padded: jax.Array, window: tuple[int, int], strides: tuple[i
     (s0, s1), (ho, wo) = strides, out_hw
     hb = max(-(-x_padded.shape[1] // s0), (window[0] - 1) // s0 + ho)
     wb = max(-(-x_padded.shape[2] // s1), (window[1] - 1) // s1 + wo)
-    x_padded = lax.pad(x_padded, jnp.asarray(0, x_padded.dtype),
-                       ((0, 0, 0), (0, hb * s0 - x_padded.shape[1], 0),
-                        (0, wb * s1 - x_padded.shape[2], 0), (0, 0, 0)))
+    x_padded = pad_spatial(x_padded, ((0, hb * s0 - x_padded.shape[1]), (0, wb * s1 - x_padded.shape[2])), 0.0)
     blocks = x_padded.reshape(x_padded.shape[0], hb, s0, wb, s1, x_padded.shape[3])
     for di in range(window[0]):
         for dj in range(window[1]):
