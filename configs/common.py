@@ -59,6 +59,7 @@ PAPER_SIZE = {
                    "sagen_class_input": False, "d_base_channels": 32, "d_layers": 5, "epochs": 40,
                    "batch_size": 16, "lr": 1e-4, "lr_schedule": "plateau",  # x0.3, patience 4, floor 1e-5
                    "augment": True, "eval_batch_size": 128, "sagen_weights": SAGEN_WEIGHTS,
+                   "cyce_weights": CYCE_WEIGHTS, "syce_weights": SYCE_WEIGHTS,  # the paper's, whatever the base
                    "update_scheme": "authors",  # the authors' code: one generator update per half
                    "val_criterion": "own_loss"},  # the authors': the method's own total generator loss
     "mgen": {"base_channels": 32, "depth": 4, "epochs": 20, "lr": 1e-4, "steps_per_epoch": None},

@@ -59,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.generators.dropout = 0.0          # the paper's 0.2 slows the few CPU steps (docs/training.md)
     c.generators.residual = ("cyce", "sagen")  # x + G(x) before clipping (these kinds): start at the identity
     c.generators.update_scheme = "authors"  # CyCE/SyCE: one update per half, the authors' code; "joint": one on both
-    c.generators.val_criterion = "fixed"  # "own_loss": the authors' (paper-size configs); measured worse here (docs/training.md)
+    c.generators.val_criterion = "quality"  # fixed objective + (1 - min(flip, keep)); "own_loss": the authors' (docs/training.md)
     c.generators.head_channels = (32, 16)
     c.generators.sagen_class_input = True  # SAGen's U-Net also gets the predicted class ([x, c])
     c.generators.d_base_channels = 8

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from advpath_jax.models.conv import conv_layer
+from advpath_jax.models.norm import BatchNorm
 from advpath_jax.models.pooling import max_pool
 from advpath_jax.validation import check_min_size, check_shape
 
@@ -63,8 +64,8 @@ def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
                       kernel_init=nnx.initializers.kaiming_normal(), rngs=rngs)
 
 
-def _bn(c: int, rngs: nnx.Rngs, zero_init: bool = False) -> nnx.BatchNorm:
-    return nnx.BatchNorm(
+def _bn(c: int, rngs: nnx.Rngs, zero_init: bool = False) -> BatchNorm:
+    return BatchNorm(
         c, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs,
         scale_init=nnx.initializers.zeros if zero_init else nnx.initializers.ones,
     )

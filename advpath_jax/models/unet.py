@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 from advpath_jax.models.conv import conv_layer
+from advpath_jax.models.norm import BatchNorm
 
 BN_MOMENTUM = 0.9
 
@@ -83,7 +84,7 @@ class PreActConv(nnx.Module):
     """BatchNorm -> ReLU -> conv3x3 -> dropout."""
 
     def __init__(self, cin: int, cout: int, dropout: float, *, rngs: nnx.Rngs):
-        self.bn = nnx.BatchNorm(cin, momentum=BN_MOMENTUM, rngs=rngs)
+        self.bn = BatchNorm(cin, momentum=BN_MOMENTUM, rngs=rngs)
         self.conv = _conv(cin, cout, 3, rngs)
         self.drop = nnx.Dropout(dropout, rngs=rngs)
 
@@ -119,7 +120,7 @@ class _Trunk(nnx.Module):
         self.bottom = Level(spec.channels(spec.depth - 1), spec.channels(spec.depth), spec.dropout, rngs=rngs)
         self.up = nnx.List([Level(spec.channels(i + 1) + spec.channels(i), spec.channels(i), spec.dropout,
                                   rngs=rngs) for i in reversed(range(spec.depth))])
-        self.out_bn = nnx.BatchNorm(spec.base_channels, momentum=BN_MOMENTUM, rngs=rngs)
+        self.out_bn = BatchNorm(spec.base_channels, momentum=BN_MOMENTUM, rngs=rngs)
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         """``[B, H, W, C_in]`` -> bottleneck ``[B, H/2^d, W/2^d, base*2^d]`` and the skips (fine to coarse)."""

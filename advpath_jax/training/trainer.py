@@ -89,6 +89,8 @@ class Task:
       fingerprint: architecture fields stored with and checked against checkpoints.
       learning_rate: the recipe the task's optimizers were made from (its plateau
         settings are applied by the trainer after each validation).
+      schedule_monitor: the validation metric the plateau decay follows instead of
+        ``monitor`` (same ``mode``); None: ``monitor``.
     """
 
     name: str
@@ -101,6 +103,7 @@ class Task:
     mode: str
     fingerprint: Mapping[str, Any]
     learning_rate: LearningRate
+    schedule_monitor: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,7 +422,8 @@ def _validate_and_checkpoint(loop: _Loop, state: Any, epoch: int, sums: dict[str
     row = {"epoch": epoch + 1, "step": meta["global_step"], "lr": last_learning_rate(state["opt"]),
            "time_s": round(time.time() - started, 3), **_mean_metrics(sums, meta["batch"]), **val,
            "best": bool(better)}
-    opt = observe_validation(state["opt"], value, task.learning_rate, mode=task.mode)
+    decay_value = value if task.schedule_monitor is None else val[f"val_{task.schedule_monitor}"]
+    opt = observe_validation(state["opt"], decay_value, task.learning_rate, mode=task.mode)
     state = {**state, "opt": jax.device_put(opt, loop.replicated)}
     meta.update(epoch=epoch + 1, batch=0, partial_sums=None)
     if better:

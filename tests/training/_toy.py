@@ -33,13 +33,15 @@ class Toy(nnx.Module):
 
 
 def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", schedule="plateau", epochs=3,
-             lr_patience=4, script=None):
+             lr_patience=4, script=None, decay_script=None):
     """``poison_after``: from that global step on, the loss becomes NaN.
 
     ``optimizer="sgd"`` (momentum 0.9) for comparisons across device counts: Adam turns
     rounding-level gradient differences of near-zero gradients into full-size steps.
     ``schedule``, ``epochs``: the learning-rate schedule and the run length it spans.
     ``script``: validation values by epoch (``script[e]`` after epoch e + 1) instead of the real MSE.
+    ``decay_script``: values of a second metric, ``decay``, that the plateau decay follows
+    (``Task.schedule_monitor``); the checkpoint choice still follows ``mse``.
     """
     x, y = toy_data()
     model0 = Toy(hidden, nnx.Rngs(seed))
@@ -77,11 +79,14 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", sch
             yield {"x": x[idx], "y": y[idx]}
 
     def evaluate(state):
+        epoch = int(state["step"]) // (N // BATCH) - 1
         if script is not None:
-            return {"mse": float(script[int(state["step"]) // (N // BATCH) - 1])}
+            return {"mse": float(script[epoch]),
+                    **({"decay": float(decay_script[epoch])} if decay_script is not None else {})}
         model = nnx.merge(eval_graphdef, state["models"]["toy"])
         return {"mse": float(jnp.mean((model(x) - y) ** 2))}
 
     return Task(name="toy", init_state=init_state, train_step=train_step,
                 train_batches=train_batches, steps_per_epoch=N // BATCH, evaluate=evaluate,
-                monitor="mse", mode="min", fingerprint={"hidden": hidden}, learning_rate=settings)
+                monitor="mse", mode="min", fingerprint={"hidden": hidden}, learning_rate=settings,
+                schedule_monitor=None if decay_script is None else "decay")

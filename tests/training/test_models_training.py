@@ -190,16 +190,22 @@ def test_sagen_class_input_feeds_each_images_predicted_class(data, balanced_clas
     assert 0.0 <= stats["flip_rate"] <= 1.0 and np.isfinite(stats["objective"])
 
 
-@pytest.mark.parametrize("criterion", ["own_loss", "fixed"])
+@pytest.mark.parametrize("criterion", ["own_loss", "fixed", "quality"])
 def test_validation_objective_follows_the_criterion(data, balanced_classifier, criterion):
     """"own_loss": the objective is the method's own loss (also logged); "fixed": the fixed-weight
-    objective, and the own loss is not computed (one validation pass less per epoch)."""
+    objective, and the own loss is not computed (one validation pass less per epoch); "quality":
+    the fixed objective plus the shortfall of the worse rate, the plateau decay on the fixed one."""
     config = tiny_config()
     config.generators.val_criterion = criterion
     task = gen_mod.generator_task(config, "cyce", balanced_classifier, data["train"], data["val"])
     stats = task.evaluate(task.init_state())
+    assert task.schedule_monitor == ("fixed_objective" if criterion == "quality" else None)
     if criterion == "own_loss":
         assert stats["objective"] == stats["own_loss"] and stats["own_loss"] > 0
         assert stats["own_loss"] != stats["fixed_objective"]
+    elif criterion == "quality":
+        worse = min(stats["flip_rate"], stats["keep_rate"])
+        assert stats["objective"] == pytest.approx(stats["fixed_objective"] + 1.0 - worse)
+        assert "own_loss" not in stats
     else:
         assert stats["objective"] == stats["fixed_objective"] and "own_loss" not in stats

@@ -164,6 +164,19 @@ def test_plateau_follows_the_validation_values_and_is_checkpointed(tmp_path):
     assert float(saved.best_value) == pytest.approx(0.7)
 
 
+def test_plateau_decay_can_follow_another_metric_than_the_checkpoint_choice(tmp_path):
+    # The checkpoint follows ``mse`` (better, better, worse, worse, better, worse); the decay follows
+    # ``decay``. Patience 2, factor 0.3, as above.
+    mse = [1.0, 0.8, 0.9, 0.85, 0.7, 0.75]
+    improving, stalled = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [1.0, 0.8, 0.8, 0.8, 0.8, 0.8]
+    for decay, rates in ((improving, [0.05] * 6), (stalled, [0.05, 0.05, 0.05, 0.05, 0.015, 0.015])):
+        out = tmp_path / str(len(rates)) / ("improving" if decay is improving else "stalled")
+        fit(toy_task(script=mse, decay_script=decay, lr_patience=2), str(out), FitOptions(epochs=6, progress=False))
+        rows = [json.loads(l) for l in open(out / "metrics.jsonl")]
+        assert [r["lr"] for r in rows] == pytest.approx(rates)
+        assert [r["best"] for r in rows] == [True, True, False, False, True, False]
+
+
 def test_early_stopping_on_a_scripted_validation_sequence(tmp_path):
     script = [1.0, 0.8, 0.9, 0.85, 0.81, 0.5, 0.4, 0.3]  # best at epoch 2, then 3 epochs without a better one
     opts = FitOptions(epochs=8, progress=False, early_stop_patience=3)

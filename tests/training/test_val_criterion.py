@@ -65,3 +65,18 @@ def test_unknown_criterion_is_an_error():
     assert check_val_criterion("fixed") == "fixed"
     with pytest.raises(ValueError, match="val_criterion"):
         check_val_criterion("total")
+
+
+def test_quality_criterion_adds_the_shortfall_of_the_worse_rate_to_the_fixed_objective():
+    from advpath_jax.training.generators import quality_objective
+
+    assert check_val_criterion("quality") == "quality"
+    stats = {"flip_rate": 0.95, "keep_rate": 0.80, "fixed_objective": 0.2}
+    assert quality_objective(stats) == pytest.approx(0.2 + 0.2)
+    assert quality_objective({**stats, "keep_rate": 0.99}) == pytest.approx(0.2 + 0.05)
+    # a checkpoint that flips and keeps by rewriting the image loses to a faithful one
+    rewritten = {"flip_rate": 0.98, "keep_rate": 0.99, "fixed_objective": 0.94}
+    faithful = {"flip_rate": 0.97, "keep_rate": 0.88, "fixed_objective": 0.19}
+    assert quality_objective(faithful) < quality_objective(rewritten)
+    # among checkpoints of equal fixed objective, the one whose worse rate is higher wins
+    assert quality_objective({**faithful, "keep_rate": 0.90}) < quality_objective(faithful)
