@@ -58,8 +58,8 @@ def test_literal_loss_weights_equal_the_packages_defaults():
     for name in CONFIGS:
         g = load_config(name).generators
         assert g.cyce_weights.to_dict() == DEFAULT_WEIGHTS["cyce"], name
-        # synth_chest raises SyCE's stable-image terms (docs/training.md); the rest keep the paper's
-        deviation = {"cls_self": 0.1, "rec_self": 20.0} if name == "synth_chest" else {}
+        # the synthetic configs raise SyCE's stable-image terms (docs/training.md); the paper-size keep the paper's
+        deviation = {} if name in PAPER else {"cls_self": 0.1, "rec_self": 20.0}
         assert g.syce_weights.to_dict() == {**DEFAULT_WEIGHTS["syce"], **deviation}, name
     for name in PAPER:  # the synthetic configs tune SAGen's (docs/training.md)
         assert load_config(name).generators.sagen_weights.to_dict() == DEFAULT_WEIGHTS["sagen"], name
@@ -101,13 +101,11 @@ def test_paper_configs_are_the_cpu_ones_at_the_papers_size():
     assert set(a) == set(b)
     assert {k for k in a if a[k] != b[k]} == {"name", "data.name", "eval.percentiles"}
     assert (b["data.name"], tuple(b["eval.percentiles"])) == ("rsna_pneumonia", (90, 95, 98))
-    # and the CPU-sized ones: chest differs from brain in the data, the thresholds and SyCE's
-    # stable-image weights (docs/training.md)
+    # and the CPU-sized ones: chest differs from brain in the data and the thresholds only
     c, d = _flat(load_config("synth_brain").to_dict()), _flat(load_config("synth_chest").to_dict())
     assert set(c) == set(d)
     assert {k for k in c if c[k] != d[k]} == {"name", "data.name", "data.positive_fraction", "data.lesion_size",
-                                             "eval.percentiles", "generators.syce_weights.cls_self",
-                                             "generators.syce_weights.rec_self"}
+                                             "eval.percentiles"}
 
 
 def test_each_config_folder_imports_its_own_common(tmp_path):
