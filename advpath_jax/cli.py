@@ -21,6 +21,7 @@ import argparse
 import importlib
 import sys
 
+from advpath_jax.compile_cache import enable_compile_cache
 from advpath_jax.errors import EXPECTED_ERRORS, one_line
 
 # name -> (module, one-line help)
@@ -35,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                           "make a classifier trained elsewhere (torchvision/twin state_dict) the run's classifier"),
     "view": ("advpath_jax.view.cli", "map explorer of a finished run in the browser (static HTML; --serve)"),
 }
+# Commands whose compiled programs are kept on disk (advpath_jax/compile_cache.py); the
+# benchmarks compile afresh, since they report compile times.
+COMPILE_CACHED = ("run", "train", "explain", "sweep", "import-classifier")
 
 
 def _top_level_parser() -> argparse.ArgumentParser:
@@ -84,6 +88,8 @@ def _dispatch(argv: list[str]) -> int:
     if name not in COMMANDS:
         _top_level_parser().error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
     module_name, help_text = COMMANDS[name]
+    if name in COMPILE_CACHED and not any(a in ("-h", "--help") for a in rest):
+        enable_compile_cache()
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"advpath {name}", description=help_text)
     module.add_arguments(parser)

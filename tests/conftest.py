@@ -7,13 +7,27 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import atexit
+import shutil
+import tempfile
+
+# One disk cache of compiled programs for the session and the processes its tests start
+# (training workers, multi-host runs): the suite compiles the same tiny models' programs in many
+# tests. A fresh directory each session, so no run depends on an earlier one; removed at exit.
+if "ADVPATH_COMPILE_CACHE" not in os.environ:
+    os.environ["ADVPATH_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="advpath-test-xla-")
+    atexit.register(shutil.rmtree, os.environ["ADVPATH_COMPILE_CACHE"], True)
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.tree_util import Partial
 
+from advpath_jax.compile_cache import enable_compile_cache
 from tests_helpers import tiny_run_argv
+
+enable_compile_cache()  # before the first compilation: JAX decides once per process
 
 
 def tiny_cnn_params(key, channels: int = 1, hidden: int = 4):

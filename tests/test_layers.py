@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 # The layers, lowest first (docs/architecture.md). A module imports from its own level or below.
 LEVELS = {
     "errors": 0, "io_utils": 0, "validation": 0, "parallel": 0, "config_utils": 0, "distributed": 0,
+    "compile_cache": 0,
     "models": 1, "data": 1,
     "attribution": 2, "metrics": 2,
     PACKAGE: 2,  # ``import advpath_jax as ap`` (``ap.score_fn``): the names its __init__ takes from attribution
