@@ -15,6 +15,8 @@ computed by the same core as the linear path.
 * :func:`syce_manifold_path_attribution` — SyCE's U-Nets: with G = G_c (c the predicted
   class), z_start = enc(x_a) and z_end = enc(x) (bottleneck and every skip), so that
   γ(0) = G_c(x_a) = x_s and γ(1) = G_c(x) = x_a: the same end points as SyCE's linear path.
+  Each image's path runs through its own class's U-Net only: the images are taken by class,
+  in groups of a fixed size (one compiled program for any class balance).
   (CyCE has no generator that maps a code back to x itself, so it has no such path.)
 """
 
@@ -25,6 +27,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 from jax.tree_util import Partial
@@ -122,63 +125,92 @@ def _run_latent(f, decode, z_start, z_end, integrand, finish, *, batch_axis: int
 
 # ---------------------------------------------------------------------------- SyCE's U-Nets
 
+#: images per program call of SyCE's manifold path: a fixed size (the last group of a class is
+#: padded), so one compiled program serves every shard whatever its class balance
+GROUPS_PER_BATCH = 8
+
 
 @functools.lru_cache(maxsize=16)
-def _class_decoder(graphdef0: nnx.GraphDef, graphdef1: nnx.GraphDef) -> Callable:
-    """``decode(states, (c, (z0, z1)))``: G_{c_b}'s decoder and head for each image b.
+def _decoder(graphdef: nnx.GraphDef) -> Callable:
+    """``decode(state, z)``: the U-Net's decoder and head."""
 
-    The class ``c`` (float 0/1, ``[B]``) is a leaf of the latent so that it is padded and
-    sharded with the batch; it is equal at both ends, so its tangent is zero.
-    """
-
-    def decode(states, z):
-        c, (z0, z1) = z
-        g0, g1 = nnx.merge(graphdef0, states[0]), nnx.merge(graphdef1, states[1])
-        out0 = g0.head(g0.decode(*z0))
-        out1 = g1.head(g1.decode(*z1))
-        return jnp.where((c > 0.5)[:, None, None, None], out1, out0)
+    def decode(state, z):
+        g = nnx.merge(graphdef, state)
+        return g.head(g.decode(*z))
 
     return decode
 
 
 @functools.lru_cache(maxsize=16)
-def _class_encoder(graphdef0: nnx.GraphDef, graphdef1: nnx.GraphDef) -> Callable:
+def _encoder(graphdef: nnx.GraphDef) -> Callable:
     @jax.jit
-    def encode(states, x):
-        g0, g1 = nnx.merge(graphdef0, states[0]), nnx.merge(graphdef1, states[1])
-        return (g0.encode(x), g1.encode(x))
+    def encode(state, x):
+        return nnx.merge(graphdef, state).encode(x)
 
     return encode
 
 
-def syce_latents(generators: dict, x_adv: jax.Array, x: jax.Array, c: jax.Array):
-    """``(decode, z_start, z_end)`` of SyCE's manifold path for predicted classes ``c [B]``.
+def syce_latents(generators: dict, x_adv: jax.Array, x: jax.Array, cls: int):
+    """``(decode, z_start, z_end)`` of SyCE's manifold path for images predicted ``cls`` (0 or 1):
+    G_cls's decoder, its codes (bottleneck and every skip) of ``x_adv`` and of ``x``.
 
-    Both generators' codes are kept (each image uses the one of its class); the residual
-    form of the U-Net head (an input skip) is not supported on this path.
+    The residual form of the U-Net head (an input skip) is not supported on this path.
     """
-    g0, g1 = generators["G0"], generators["G1"]
-    if g0.spec.residual or g1.spec.residual:
+    if cls not in (0, 1):
+        raise ValueError(f"cls must be 0 or 1, got {cls!r}")
+    g = generators[f"G{cls}"]
+    if g.spec.residual:
         raise ValueError("the manifold path needs U-Nets without the residual input skip")
-    (gd0, s0), (gd1, s1) = eval_split(g0), eval_split(g1)
-    encode = _class_encoder(gd0, gd1)
-    states = (s0, s1)
-    decode = Partial(_class_decoder(gd0, gd1), states)
-    cf = jnp.asarray(c, jnp.float32)
-    return decode, (cf, encode(states, x_adv)), (cf, encode(states, x))
+    graphdef, state = eval_split(g)
+    encode = _encoder(graphdef)
+    return Partial(_decoder(graphdef), state), encode(state, x_adv), encode(state, x)
+
+
+def class_groups(c: np.ndarray, group_size: int) -> list[tuple[int, np.ndarray, int]]:
+    """``(class, indices [group_size], n_real)`` covering every image once: the images of each
+    class in order, ``group_size`` at a time, the last group of a class padded with its last index."""
+    groups = []
+    for cls in (0, 1):
+        idx = np.flatnonzero(c == cls)
+        for lo in range(0, len(idx), group_size):
+            part = idx[lo:lo + group_size]
+            groups.append((cls, np.concatenate([part, np.full(group_size - len(part), part[-1])]), len(part)))
+    return groups
+
+
+def default_group_size(batch: int, n_devices: int | None = None) -> int:
+    """``ceil(batch / GROUPS_PER_BATCH)`` rounded up to a multiple of the devices."""
+    n = jax.device_count() if n_devices is None else n_devices
+    size = -(-batch // GROUPS_PER_BATCH)
+    return -(-size // n) * n
 
 
 def syce_manifold_path_attribution(f: Callable, generators: dict, x: jax.Array, x_adv: jax.Array,
-                                   c: jax.Array, *, multi: bool = False, **kwargs):
+                                   c: jax.Array, *, multi: bool = False, group_size: int | None = None,
+                                   **kwargs):
     """SyCE's map on the generator manifold from x_s = G_c(x_a) to x_a = G_c(x). ``[B,H,W]``.
 
-    ``c`` is the predicted class of each image; keyword arguments as
+    ``c [B]`` is the predicted class of each image (0 or 1); each image's path runs through its
+    own class's U-Net only (z_start = enc_c(x_a), z_end = enc_c(x), so γ(0) = G_c(x_a) = x_s and
+    γ(1) = G_c(x) = x_a: the end points of SyCE's linear path). The images are taken by class in
+    groups of ``group_size`` (default :func:`default_group_size`). Keyword arguments as
     :func:`manifold_path_attribution` (or, with ``multi=True``,
     :func:`manifold_path_attribution_multi`, returning a dict of maps).
     """
     check_images(x, name="x", value_range=None)
     check_images(x_adv, name="x_adv", value_range=None)
-    decode, z_start, z_end = syce_latents(generators, x_adv, x, c)
-    if multi:  # several weights from one pass: returns {name: [B,H,W]}
-        return manifold_path_attribution_multi(f, decode, z_start, z_end, **kwargs)
-    return manifold_path_attribution(f, decode, z_start, z_end, **kwargs)
+    classes = np.asarray(c)
+    if classes.shape != (x.shape[0],) or not np.all((classes == 0) | (classes == 1)):
+        raise ValueError(f"c must hold the predicted class (0 or 1) of each of the {x.shape[0]} images, "
+                         f"got shape {classes.shape}")
+    size = default_group_size(x.shape[0]) if group_size is None else int(group_size)
+    run = manifold_path_attribution_multi if multi else manifold_path_attribution
+    out = None
+    for cls, idx, n_real in class_groups(classes.astype(int), size):
+        decode, z_start, z_end = syce_latents(generators, x_adv[idx], x[idx], cls)
+        maps = run(f, decode, z_start, z_end, **kwargs)
+        maps = maps if multi else {"": maps}
+        if out is None:
+            out = {k: jnp.zeros((x.shape[0],) + v.shape[1:], v.dtype) for k, v in maps.items()}
+        out = {k: out[k].at[idx[:n_real]].set(v[:n_real]) for k, v in maps.items()}
+    return out if multi else out[""]

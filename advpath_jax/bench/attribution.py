@@ -65,8 +65,7 @@ def manifold_program(f, x, x_end, *, steps: int, chunk_size, unet_channels: int 
     """SyCE's manifold path (two freshly initialised U-Nets) for the cost comparison."""
     spec = UNetSpec(base_channels=unet_channels, depth=3, in_channels=x.shape[-1], out_channels=x.shape[-1])
     gens = {"G0": make_unet(spec, seed=1), "G1": make_unet(spec, seed=2)}
-    c = jnp.zeros((x.shape[0],), jnp.int32)
-    decode, z_start, z_end = manifold.syce_latents(gens, x_end, x, c)
+    decode, z_start, z_end = manifold.syce_latents(gens, x_end, x, 0)  # every image predicted 0
     finish = methods.FinishMap(absolute=True)
     return manifold.prepare_latent_program(
         f, decode, z_start, z_end, methods.WeightedIntegrand(weights.weight_v2), finish, steps=steps,
