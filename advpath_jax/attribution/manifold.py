@@ -203,6 +203,8 @@ def syce_manifold_path_attribution(f: Callable, generators: dict, x: jax.Array, 
     if classes.shape != (x.shape[0],) or not np.all((classes == 0) | (classes == 1)):
         raise ValueError(f"c must hold the predicted class (0 or 1) of each of the {x.shape[0]} images, "
                          f"got shape {classes.shape}")
+    if group_size is not None and (isinstance(group_size, bool) or int(group_size) != group_size or group_size < 1):
+        raise ValueError(f"group_size must be a positive integer or None, got {group_size!r}")
     size = default_group_size(x.shape[0]) if group_size is None else int(group_size)
     run = manifold_path_attribution_multi if multi else manifold_path_attribution
     out = None

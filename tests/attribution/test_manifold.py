@@ -119,6 +119,8 @@ def test_syce_unet_path_ends_at_syce_points():
         manifold_path_attribution(f, decode, z_start, z_end, weight="delta")
     with pytest.raises(ValueError, match="predicted class"):
         syce_manifold_path_attribution(f, gens, x, x_a, jnp.array([0, 2, 1]), steps=4)
+    with pytest.raises(ValueError, match="group_size"):
+        syce_manifold_path_attribution(f, gens, x, x_a, c, steps=4, group_size=0)
 
 
 @pytest.mark.parametrize("group_size", [None, 2, 7])
