@@ -101,11 +101,12 @@ def test_paper_configs_are_the_cpu_ones_at_the_papers_size():
     assert set(a) == set(b)
     assert {k for k in a if a[k] != b[k]} == {"name", "data.name", "eval.percentiles"}
     assert (b["data.name"], tuple(b["eval.percentiles"])) == ("rsna_pneumonia", (90, 95, 98))
-    # and the CPU-sized ones: chest differs from brain in the data and the thresholds only
+    # and the CPU-sized ones: chest differs from brain in the data, the thresholds and SyCE's stable-image
+    # class weight (docs/training.md)
     c, d = _flat(load_config("synth_brain").to_dict()), _flat(load_config("synth_chest").to_dict())
     assert set(c) == set(d)
     assert {k for k in c if c[k] != d[k]} == {"name", "data.name", "data.positive_fraction", "data.lesion_size",
-                                             "eval.percentiles"}
+                                             "eval.percentiles", "generators.syce_weights.cls_self"}
 
 
 def test_each_config_folder_imports_its_own_common(tmp_path):
