@@ -20,7 +20,9 @@ def test_every_config_carries_the_papers_cyce_syce_loss_weights(name):
     # the authors' CyCE/SyCE loss weights (docs/training.md), written out here independently of the package's defaults
     assert loss_weights(c, "cyce") == {"adv": 0.2, "gan": 0.25, "rec": 10.0, "cls": 0.005}
     # the synthetic configs raise SyCE's stable-image terms (docs/training.md); the paper-size keep the paper's
-    stable = {"rec_self": 20.0, "cls_self": 0.1} if name.startswith("synth") else {"rec_self": 10.0, "cls_self": 0.01}
+    # (synth_chest's class term 0.3, synth_brain's 0.1)
+    stable = ({"rec_self": 20.0, "cls_self": 0.3 if name == "synth_chest" else 0.1} if name.startswith("synth")
+              else {"rec_self": 10.0, "cls_self": 0.01})
     assert loss_weights(c, "syce") == {"adv": 0.2, "gan": 0.25, **stable, "rec": 2.0, "cls": 0.005}
     changed = load_config(name, ["generators.syce_weights.cls_self=0.5"])  # overridable
     assert loss_weights(changed, "syce")["cls_self"] == 0.5
