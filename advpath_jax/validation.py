@@ -51,6 +51,16 @@ def layout_of(rank: int) -> str:
 # ---------------------------------------------------------------------------- static pieces
 
 
+def check_optional_positive_int(value: Any, name: str) -> int | None:
+    """``value`` as an ``int`` (``None`` stays ``None``); a bool, a fraction or a value below 1 is
+    a ``ValueError`` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
 def check_array_like(x: Any, name: str, layout: str) -> None:
     """Refuse objects without ``shape`` and ``dtype`` (lists, scalars, None)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):

@@ -99,3 +99,11 @@ def test_pieces_for_other_frameworks():
         V.check_finite_flag(False, "x")
     with pytest.raises(AdvpathError, match="floating-point"):
         V.check_floating(False, "int64", "x")
+
+
+def test_optional_positive_int():
+    assert V.check_optional_positive_int(None, "n") is None
+    assert V.check_optional_positive_int(3, "n") == 3 and type(V.check_optional_positive_int(3.0, "n")) is int
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match=r"group_size must be a positive integer or None, got"):
+            V.check_optional_positive_int(bad, "group_size")

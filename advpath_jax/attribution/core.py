@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from advpath_jax.validation import check_optional_positive_int
+
 #: Default bound on the path images in flight per call of the model: chunk = max(1, 64 // B).
 MAX_IMAGES_IN_FLIGHT = 64
 
@@ -56,11 +58,8 @@ def default_chunk_size(steps: int, batch_per_device: int) -> int:
 
 
 def check_chunk_size(chunk_size: int | None, steps: int) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return int(min(chunk_size, steps))
+    chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
+    return None if chunk_size is None else min(chunk_size, steps)
 
 
 def linear_path(x_start: jax.Array, x_end: jax.Array) -> Partial:

@@ -39,7 +39,7 @@ from advpath_jax.attribution.methods import (FinishMap, FinishStacked, StackedIn
                                              WeightedIntegrand, check_smoothing)
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
 from advpath_jax.attribution.weights import parse_weight, weight_name
-from advpath_jax.validation import check_images
+from advpath_jax.validation import check_images, check_optional_positive_int
 
 
 def _latent_point(decode, z_start, z_end, alpha):
@@ -156,14 +156,20 @@ def syce_latents(generators: dict, x_adv: jax.Array, x: jax.Array, cls: int):
 
     The residual form of the U-Net head (an input skip) is not supported on this path.
     """
+    decode, encode, state = _class_unet(generators, cls)
+    return decode, encode(state, x_adv), encode(state, x)
+
+
+def _class_unet(generators: dict, cls: int) -> tuple[Partial, Callable, Any]:
+    """``(decode, encode, state)`` of G_cls in eval mode: ``decode(z)`` keeps the parameters traced,
+    ``encode(state, x)`` is jitted."""
     if cls not in (0, 1):
         raise ValueError(f"cls must be 0 or 1, got {cls!r}")
     g = generators[f"G{cls}"]
     if g.spec.residual:
         raise ValueError("the manifold path needs U-Nets without the residual input skip")
     graphdef, state = eval_split(g)
-    encode = _encoder(graphdef)
-    return Partial(_decoder(graphdef), state), encode(state, x_adv), encode(state, x)
+    return Partial(_decoder(graphdef), state), _encoder(graphdef), state
 
 
 def class_groups(c: np.ndarray, group_size: int) -> list[tuple[int, np.ndarray, int]]:
@@ -203,14 +209,13 @@ def syce_manifold_path_attribution(f: Callable, generators: dict, x: jax.Array, 
     if classes.shape != (x.shape[0],) or not np.all((classes == 0) | (classes == 1)):
         raise ValueError(f"c must hold the predicted class (0 or 1) of each of the {x.shape[0]} images, "
                          f"got shape {classes.shape}")
-    if group_size is not None and (isinstance(group_size, bool) or int(group_size) != group_size or group_size < 1):
-        raise ValueError(f"group_size must be a positive integer or None, got {group_size!r}")
-    size = default_group_size(x.shape[0]) if group_size is None else int(group_size)
+    size = check_optional_positive_int(group_size, "group_size") or default_group_size(x.shape[0])
     run = manifold_path_attribution_multi if multi else manifold_path_attribution
+    unets = {cls: _class_unet(generators, cls) for cls in np.unique(classes).astype(int).tolist()}
     out = None
     for cls, idx, n_real in class_groups(classes.astype(int), size):
-        decode, z_start, z_end = syce_latents(generators, x_adv[idx], x[idx], cls)
-        maps = run(f, decode, z_start, z_end, **kwargs)
+        decode, encode, state = unets[cls]
+        maps = run(f, decode, encode(state, x_adv[idx]), encode(state, x[idx]), **kwargs)
         maps = maps if multi else {"": maps}
         if out is None:
             out = {k: jnp.zeros((x.shape[0],) + v.shape[1:], v.dtype) for k, v in maps.items()}

@@ -36,7 +36,8 @@ import numpy as np
 from advpath_jax.attribution.quadrature import Rule, quadrature_rule
 from advpath_jax.attribution.smoothing import gaussian_kernel
 from advpath_jax.torch_twin import require_torch
-from advpath_jax.validation import check_finite_flag, check_floating, check_same_shape, check_shape
+from advpath_jax.validation import (check_finite_flag, check_floating, check_optional_positive_int, check_same_shape,
+                                    check_shape)
 
 torch = require_torch()
 F = torch.nn.functional
@@ -123,9 +124,7 @@ def resolve_chunk_size(chunk_size: int | None, steps: int, batch: int) -> int:
     """Path points per chunk; default about ``MAX_IMAGES_IN_FLIGHT`` images per model call."""
     if chunk_size is None:
         return int(max(1, min(steps, MAX_IMAGES_IN_FLIGHT // max(1, batch))))
-    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return int(min(chunk_size, steps))
+    return min(check_optional_positive_int(chunk_size, "chunk_size"), steps)
 
 
 # ---------------------------------------------------------------------------- smoothing
