@@ -77,6 +77,47 @@ def load_warning(load: float, cores: int | None = None) -> str | None:
     return None
 
 
+#: other processes' share of the machine (core-seconds ÷ wall × cores) above which ratios are not valid
+OTHER_CPU_WARNING = 0.05
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """``(wall s, machine busy core-s, this process + waited-for children core-s)``, or None.
+
+    Busy is ``/proc/stat``'s user + nice + system + irq + softirq (Linux only); a difference of
+    two snapshots minus this process's own CPU time is the work of other processes in between.
+    """
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return time.monotonic(), busy, own
+
+
+def other_cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None,
+                    cores: int | None = None) -> float | None:
+    """Share of the machine other processes used between two :func:`cpu_snapshot`\ s (0 = idle)."""
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    other = max(0.0, (end[1] - start[1]) - (end[2] - start[2]))
+    return other / ((end[0] - start[0]) * (cores or os.cpu_count() or 1))
+
+
+def other_cpu_warning(share: float | None) -> str | None:
+    """A warning when other processes used more than :data:`OTHER_CPU_WARNING` of the machine."""
+    if share is not None and share > OTHER_CPU_WARNING:
+        return (f"warning: other processes used {100 * share:.0f}% of the machine during the benchmark "
+                f"(> {100 * OTHER_CPU_WARNING:.0f}%); speed ratios measured under contention are not valid")
+    return None
+
+
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
     """The machine's measured fp32 rate: best of ``repeats`` jitted ``[size,size] @ [size,size]``."""
     import jax.numpy as jnp

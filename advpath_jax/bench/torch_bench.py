@@ -575,6 +575,8 @@ def main(args: argparse.Namespace) -> int:
     # while the row processes run.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     torch.set_num_threads(args.threads)
+    # Before any work of ours: the 1-minute load average includes this process's own threads.
+    load_start, cpu_start = os.getloadavg(), common.cpu_snapshot()
     speed, memory = plan_rows(args)
     if args.isolation == "none":
         print("note: --isolation none: rows share one process, peak memory is not reported", file=sys.stderr)
@@ -582,8 +584,8 @@ def main(args: argparse.Namespace) -> int:
         meta = prepare(args, work)
         meta.update(machine=machine_description(), device=args.device, precision=args.precision,
                     isolation=args.isolation, peak_tflops=args.peak_tflops, threads=args.threads,
-                    load_average_start=os.getloadavg(),
-                    load_warning=common.load_warning(common.load_average()),
+                    load_average_start=load_start,
+                    load_warning=common.load_warning(load_start[0]),
                     memory_measure=("peak RSS (VmHWM) above the RSS after loading, fresh process per row"
                                     if args.device == "cpu" else
                                     "peak device memory above the memory in use after loading, fresh process per row"))
@@ -608,16 +610,21 @@ def main(args: argparse.Namespace) -> int:
             if row.get("error"):
                 print(f"  failed: {row['error']}", file=sys.stderr)
         _finish_rows(rows, work, meta)
+        # The load average at the end counts the bench's own rows; other processes' CPU time
+        # over the whole run is the measure of contention.
         meta["load_average_end"] = os.getloadavg()
-        meta["load_warning_end"] = common.load_warning(common.load_average())
-        if meta["load_warning_end"]:
-            print(meta["load_warning_end"], file=sys.stderr)
+        meta["other_cpu_share"] = common.other_cpu_share(cpu_start, common.cpu_snapshot())
+        meta["other_cpu_warning"] = common.other_cpu_warning(meta["other_cpu_share"])
+        if meta["other_cpu_warning"]:
+            print(meta["other_cpu_warning"], file=sys.stderr)
     speed_rows = [r for r in rows if r["kind"] == "speed"]
     memory_rows = [r for r in rows if r["kind"] == "memory"]
     header = (f"{args.model} width {args.width}, {args.size}x{args.size}x{args.channels}, M={args.steps}, "
               f"{args.device} {args.precision}, chunk={'engine default' if args.chunk is None else args.chunk}; "
               f"{meta['machine']['cpu']} ({', '.join(meta['machine']['cpu_flags']) or 'no AVX flags'}), "
-              f"{meta['machine']['cpu_count']} cores, load average {meta['load_average_start'][0]:.2f}")
+              f"{meta['machine']['cpu_count']} cores, load average {meta['load_average_start'][0]:.2f} at start")
+    if meta["other_cpu_share"] is not None:
+        header += f", other processes {100 * meta['other_cpu_share']:.1f}% of the machine during the run"
     if meta.get("matmul_gflops"):
         header += f"; fp32 matmul rate measured in this run: {meta['matmul_gflops']:.1f} GFLOP/s"
     if meta.get("peak_tflops"):

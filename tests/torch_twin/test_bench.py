@@ -51,6 +51,7 @@ def test_bench_in_process_all_impls(tmp_path, capsys):
     assert report["meta"]["machine"]["cpu_count"] >= 1
     assert report["meta"]["matmul_gflops"] > 0 and isinstance(report["meta"]["machine"]["cpu_flags"], list)
     assert "load_warning" in report["meta"] and len(report["meta"]["load_average_start"]) == 3
+    assert 0.0 <= report["meta"]["other_cpu_share"] <= 1.0 and "other_cpu_warning" in report["meta"]
     assert "| torch | captum | efi_v2_smooth | 2 | 4 |" in capsys.readouterr().out
 
 
