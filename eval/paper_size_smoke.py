@@ -1,8 +1,8 @@
-"""The paper-size pipeline end to end on a tiny 224-px synthetic stand-in (CPU, minutes).
+"""The paper-size pipeline end to end on a tiny 224-px synthetic stand-in (tens of minutes on 2 CPU cores).
 
-    python eval/paper_size_smoke.py --workdir /tmp/paper_smoke [--keep-data]
+    python eval/paper_size_smoke.py --workdir /tmp/paper_smoke [--train-workers N]
 
-Writes synthetic brain-like slices at 224 px (train 64, val 16, test 16, half of them with
+Writes synthetic brain-like slices at 224 px (train 16, val 16, test 16, half of them with
 high-contrast lesions, so that a few classifier steps separate the classes: the generators
 need a classifier that predicts both) in the folder format, then runs ``advpath run --config configs/brain_tumor.py`` on
 them: ResNet-50 and the paper-width U-Nets and critics exactly as that config builds them,
@@ -25,12 +25,12 @@ import numpy as np
 from advpath_jax.data.folder import write_folder
 from advpath_jax.data.synthetic import synth_brain
 
-SPLITS = {"train": 64, "val": 16, "test": 16}
+SPLITS = {"train": 16, "val": 16, "test": 16}  # 16 train: two generator steps per epoch at batch 4 + 4
 IMAGE_SIZE = 224
 
 #: a handful of steps per model and a small evaluation; the architecture is the config's
 OVERRIDES = (
-    "classifier.epochs=4", "classifier.batch_size=8", "classifier.eval_batch_size=16", "classifier.lr=0.001",
+    "classifier.epochs=16", "classifier.batch_size=8", "classifier.eval_batch_size=16", "classifier.lr=0.001",
     "generators.epochs=1", "generators.batch_size=4", "generators.eval_batch_size=8",
     "mgen.epochs=1", "mgen.steps_per_epoch=2", "mgen.batch_size=8",
     "translator.epochs=1", "translator.steps_per_epoch=2", "translator.batch_size=8",

@@ -134,4 +134,4 @@ def test_paper_size_smoke_overrides_apply_and_keep_the_paper_architecture():
     assert (config.generators.unet_base_channels, config.generators.unet_depth) == (32, 4)
     assert (config.generators.d_base_channels, config.generators.d_layers) == (32, 5)
     assert (config.mgen.base_channels, config.translator.base_channels) == (32, 32)
-    assert config.eval.steps == 4 and config.classifier.epochs == 4
+    assert config.eval.steps == 4 and config.classifier.epochs == 16
