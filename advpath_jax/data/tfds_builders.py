@@ -17,10 +17,12 @@ The builders are not added to the global TFDS registry; construct them with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import pathlib
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -190,6 +192,24 @@ BUILDERS: dict[str, type[_AdvpathBuilder]] = {
 }
 
 
+@contextlib.contextmanager
+def _no_stray_tfds_temp_dirs():
+    """Remove the empty ``<temp dir>/tmp*tfds`` directories made inside the block.
+
+    TFDS's ``DatasetInfo.initialize_from_bucket`` makes one each time a builder whose info is not
+    on disk yet is constructed (to copy metadata from GCS, of which these data sets have none)
+    and never removes it. Only empty directories go (``rmdir``), so nothing written is lost.
+    """
+    root = pathlib.Path(tempfile.gettempdir())
+    before = set(root.glob("tmp*tfds"))
+    try:
+        yield
+    finally:
+        for path in set(root.glob("tmp*tfds")) - before:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
 def make_builder(kind: str, image_size: int, options: dict[str, Any], data_dir: str | pathlib.Path
                  ) -> _AdvpathBuilder:
     """A builder of ``kind`` (a key of BUILDERS) for one set of options."""
@@ -197,7 +217,8 @@ def make_builder(kind: str, image_size: int, options: dict[str, Any], data_dir: 
     cfg = AdvpathConfig(name=config_name(image_size, options), image_size=int(image_size),
                         options=tuple(sorted(options.items())),
                         description=json.dumps(options, sort_keys=True, default=str))
-    return cls(data_dir=str(data_dir), config=cfg, file_format="array_record")
+    with _no_stray_tfds_temp_dirs():
+        return cls(data_dir=str(data_dir), config=cfg, file_format="array_record")
 
 
 def prepare(builder: _AdvpathBuilder, manual_dir: str | pathlib.Path | None = None,
@@ -210,7 +231,8 @@ def prepare(builder: _AdvpathBuilder, manual_dir: str | pathlib.Path | None = No
     PROGRESS["enabled"] = progress
     tfds.disable_progress_bar()
     try:
-        builder.download_and_prepare(download_config=download_config)
+        with _no_stray_tfds_temp_dirs():
+            builder.download_and_prepare(download_config=download_config)
     finally:
         PROGRESS["enabled"] = False
         if tfds_bars:

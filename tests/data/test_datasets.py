@@ -82,3 +82,15 @@ def test_validate_arrays_rejects_bad_input():
     nan[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         validate_arrays(dict(good, image=nan))
+
+
+def test_preparing_leaves_no_empty_tfds_dirs_in_the_temp_dir(tmp_path, monkeypatch):
+    """TFDS makes an empty ``tmp*tfds`` directory in the temp dir whenever it builds a data set
+    whose info is not on disk yet; preparing and reading must not leave them behind."""
+    temp_root = tmp_path / "tmp"
+    temp_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp_root))
+    cfg = _tiny("synth_brain", tmp_path / "data", image_size=32)
+    prepare(cfg)
+    assert len(get_source(cfg, "val")) == 8
+    assert sorted(p.name for p in temp_root.iterdir()) == []
