@@ -232,7 +232,7 @@ def _check_first_conv(first_conv: str, in_channels: int) -> int:
     return 3 if first_conv == "replicate" else in_channels
 
 
-def _build(spec: ResNetSpec, seed: int) -> ResNet:
+def abstract_resnet(spec: ResNetSpec, seed: int) -> ResNet:
     """A ResNet of ``spec`` in eval mode whose backbone is abstract (shapes only: the state_dict
     fills it, and an eager initialisation of a ResNet-50 costs a minute of op dispatch on a CPU)
     and whose head (dropout, ``fc1``, ``fc2``) is freshly initialised from ``seed``."""
@@ -245,7 +245,9 @@ def _build(spec: ResNetSpec, seed: int) -> ResNet:
     return model
 
 
-def _check_concrete(model: ResNet, source: str) -> ResNet:
+def check_filled(model: ResNet, source: str) -> ResNet:
+    """``model`` once every entry of :func:`abstract_resnet`'s backbone holds an array; else a
+    ``ValueError`` naming ``source`` and the first entry still abstract."""
     abstract = [p for p, v in nnx.to_flat_state(nnx.state(model))
                 if isinstance(v.get_value(), jax.ShapeDtypeStruct)]
     if abstract:  # a programming error: some entry was neither converted nor initialised
@@ -279,9 +281,9 @@ def resnet_from_torchvision(state_dict_or_path: StateDictLike, *, depth: int | N
     backbone = {k: v for k, v in sd.items() if not k.startswith("fc.")}
     depth = infer_depth(backbone, source) if depth is None else int(depth)
     spec = _spec_for(backbone, depth, channels, dropout, head_units, source)
-    model = _build(spec, seed)
+    model = abstract_resnet(spec, seed)
     fill_model(model, backbone, torchvision_names(spec), source=source, in_channels=channels)
-    return _check_concrete(model, source)
+    return check_filled(model, source)
 
 
 def classifier_from_torchvision(state_dict_or_path: StateDictLike, *, depth: int | None = None,
@@ -309,7 +311,7 @@ def classifier_from_torchvision(state_dict_or_path: StateDictLike, *, depth: int
     elif head_units < 2:
         raise ValueError(f"a single-logit fc needs head_units >= 2 to be carried over exactly, got {head_units}")
     spec = _spec_for(backbone, depth, channels, dropout, head_units, source)
-    model = _build(spec, seed)
+    model = abstract_resnet(spec, seed)
     fill_model(model, backbone, torchvision_names(spec), source=source, in_channels=channels)
     if head == "paper":
         names = {("fc1", "kernel"): "fc.1.weight", ("fc1", "bias"): "fc.1.bias",
@@ -318,7 +320,7 @@ def classifier_from_torchvision(state_dict_or_path: StateDictLike, *, depth: int
     else:
         names, fc = _single_logit_as_head(sd, model.feature_channels, head_units, source)
     _fill_head(model, fc, names, source)
-    return _check_concrete(model, source)
+    return check_filled(model, source)
 
 
 # ----------------------------------------------------------------------------- helpers

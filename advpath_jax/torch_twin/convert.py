@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from advpath_jax.models.resnet import ResNet, ResNetSpec
-from advpath_jax.models.torchvision_import import _build, _check_concrete, fill_model, state_dict_arrays
+from advpath_jax.models.torchvision_import import abstract_resnet, check_filled, fill_model, state_dict_arrays
 from advpath_jax.torch_twin import require_torch
 from advpath_jax.torch_twin.resnet import TorchResNet
 
@@ -132,6 +132,6 @@ def flax_resnet_from_torch(twin_or_state_dict: Any, spec: ResNetSpec | None = No
     if spec is None:
         raise ValueError("flax_resnet_from_torch: give the ResNetSpec of a bare state_dict")
     sd = state_dict_arrays(twin_or_state_dict, source=source)
-    model = _build(spec, seed=0)
+    model = abstract_resnet(spec, seed=0)
     fill_model(model, sd, twin_names(model), source=source, in_channels=spec.in_channels, head=True)
-    return _check_concrete(model, source)
+    return check_filled(model, source)
