@@ -103,7 +103,7 @@ def cpu_snapshot() -> tuple[float, float, float] | None:
 
 def other_cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None,
                     cores: int | None = None) -> float | None:
-    """Share of the machine other processes used between two :func:`cpu_snapshot`\ s (0 = idle)."""
+    """Share of the machine other processes used between two :func:`cpu_snapshot` readings (0 = idle)."""
     if start is None or end is None or end[0] <= start[0]:
         return None
     other = max(0.0, (end[1] - start[1]) - (end[2] - start[2]))

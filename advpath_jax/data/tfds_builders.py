@@ -198,7 +198,8 @@ def _no_stray_tfds_temp_dirs():
 
     TFDS's ``DatasetInfo.initialize_from_bucket`` makes one each time a builder whose info is not
     on disk yet is constructed (to copy metadata from GCS, of which these data sets have none)
-    and never removes it. Only empty directories go (``rmdir``), so nothing written is lost.
+    and never removes it; the builder's constructor is its only caller, so :func:`make_builder`
+    is the one place to wrap. Only empty directories go (``rmdir``), so nothing written is lost.
     """
     root = pathlib.Path(tempfile.gettempdir())
     before = set(root.glob("tmp*tfds"))
@@ -231,8 +232,7 @@ def prepare(builder: _AdvpathBuilder, manual_dir: str | pathlib.Path | None = No
     PROGRESS["enabled"] = progress
     tfds.disable_progress_bar()
     try:
-        with _no_stray_tfds_temp_dirs():
-            builder.download_and_prepare(download_config=download_config)
+        builder.download_and_prepare(download_config=download_config)
     finally:
         PROGRESS["enabled"] = False
         if tfds_bars:

@@ -31,12 +31,16 @@ def _busy(seconds: float) -> None:
         pass
 
 
+def _other_core_seconds(start, end) -> float:
+    return common.other_cpu_share(start, end) * (end[0] - start[0]) * (os.cpu_count() or 1)
+
+
 @pytest.mark.skipif(common.cpu_snapshot() is None, reason="needs /proc/stat (Linux)")
 def test_snapshot_counts_another_process_but_not_this_one():
     start = common.cpu_snapshot()
     _busy(1.0)  # this process's own work
     mid = common.cpu_snapshot()
-    own_other = common.other_cpu_share(start, mid) * (mid[0] - start[0]) * (os.cpu_count() or 1)
+    own_other = _other_core_seconds(start, mid)
     assert mid[2] - start[2] >= 0.9
     assert own_other < 0.5, f"this process's own CPU time was counted as other processes' ({own_other:.2f} s)"
     # A process not yet waited for is another process: its CPU time shows as foreign.
@@ -49,5 +53,5 @@ def test_snapshot_counts_another_process_but_not_this_one():
         after = common.cpu_snapshot()
     finally:
         child.wait()
-    foreign = common.other_cpu_share(before, after) * (after[0] - before[0]) * (os.cpu_count() or 1)
+    foreign = _other_core_seconds(before, after)
     assert foreign >= 0.6, f"a busy child process used {foreign:.2f} core-s by the snapshots"
