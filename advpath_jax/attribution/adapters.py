@@ -45,21 +45,21 @@ def _to_output(logit: jax.Array, output: str) -> jax.Array:
 def _score_program(graphdef: nnx.GraphDef, output: str) -> Callable:
     def score(state, x):
         return _to_output(nnx.merge(graphdef, state)(x), output)
-    return score
+    return jax.jit(score)  # one compiled program where it is called outside a jit (not op by op)
 
 
 @functools.lru_cache(maxsize=64)
 def _features_program(graphdef: nnx.GraphDef, stage: int | None = None) -> Callable:
     def features(state, x):
         return nnx.merge(graphdef, state).features(x, stage)
-    return features
+    return jax.jit(features)
 
 
 @functools.lru_cache(maxsize=64)
 def _head_program(graphdef: nnx.GraphDef, output: str, stage: int | None = None) -> Callable:
     def head(state, a):
         return _to_output(nnx.merge(graphdef, state).head(a, stage), output)
-    return head
+    return jax.jit(head)
 
 
 def score_fn(model: nnx.Module, output: str = "prob") -> Partial:

@@ -28,6 +28,7 @@ from flax import nnx
 
 from advpath_jax.models.conv import conv_layer
 from advpath_jax.models.norm import BatchNorm
+from advpath_jax.models.pooling import max_pool
 
 BN_MOMENTUM = 0.9
 
@@ -130,7 +131,7 @@ class _Trunk(nnx.Module):
         for level in self.down:
             y = level(y)
             skips.append(y)
-            y = nnx.max_pool(y, (2, 2), strides=(2, 2))
+            y = max_pool(y, (2, 2), (2, 2), ((0, 0), (0, 0)))  # gradient without select-and-scatter
         return self.bottom(y), tuple(skips)
 
     def decode(self, bottleneck: jax.Array, skips: tuple[jax.Array, ...]) -> jax.Array:

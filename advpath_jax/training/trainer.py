@@ -218,12 +218,18 @@ def step_key(seed: int, epoch: int, index: int) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), index)
 
 
+@jax.jit
+def _all_finite_program(leaves: list[jax.Array]) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def all_finite(tree: Any) -> bool:
+    """Whether every float leaf of ``tree`` is finite (one compiled reduction, not one op per leaf)."""
     leaves = [x for x in jax.tree.leaves(tree)
               if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
     if not leaves:
         return True
-    return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+    return bool(jax.device_get(_all_finite_program(leaves)))
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:

@@ -1,3 +1,5 @@
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +57,30 @@ def test_score_fn_is_eval_mode_sigmoid_and_leaves_model_untouched(tiny_resnet):
     assert tiny_resnet.stem_bn.use_running_average in (False, None)  # caller's model still in train mode
     with pytest.raises(ValueError, match="output"):
         ap.score_fn(tiny_resnet, output="softmax")
+
+
+def test_score_features_head_run_compiled_outside_jit(tiny_resnet):
+    """Called eagerly (host code: quality checks, predicted classes), each adapter compiles one
+    program for a new input shape, not the ResNet's primitives one by one."""
+    features, head = features_and_head(tiny_resnet, output="logit", stage=2)
+    a = features(jax.random.uniform(jax.random.key(2), (2, 32, 32, 1)))
+    cases = [(ap.score_fn(tiny_resnet), jax.random.uniform(jax.random.key(3), (3, 32, 32, 1))),
+             (features, jax.random.uniform(jax.random.key(4), (5, 32, 32, 1))),
+             (head, jnp.concatenate([a, a, a]))]
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        for fn, arg in cases:
+            records.clear()
+            with jax.log_compiles():
+                jax.block_until_ready(fn(arg))
+            compiled = [m for m in records if m.startswith("Compiling")]
+            assert len(compiled) == 1, compiled
+    finally:
+        logger.removeHandler(handler)
 
 
 def _manual_gradcam(model, x, stage, sign):

@@ -92,3 +92,32 @@ def test_fan_in_normal_matches_he_truncated_normal():
     assert not np.array_equal(w, np.asarray(fan_in_normal(2.0)(jax.random.key(4), shape)))
     traced = jax.eval_shape(lambda k: fan_in_normal(2.0)(k, shape), jax.random.key(0))
     assert traced.shape == shape
+
+
+
+def test_gradient_has_no_scatter_and_equals_xla_max_pool(x, monkeypatch):
+    """The down-sampling pool's derivative is elementwise: the optimised gradient program has no
+    scatter (``nnx.max_pool``'s has: select-and-scatter), and the gradient is the same."""
+    from advpath_jax.models import unet as unet_module
+
+    net = make_unet(SPEC)
+    net.eval()
+    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+
+    def gradient_program():
+        def loss(p, v):
+            return jnp.sum(nnx.merge(graphdef, p, rest)(v) ** 2)
+        program = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        return program, program.lower(params, x).compile().as_text()
+
+    def has_scatter(hlo):
+        return "select-and-scatter(" in hlo or " scatter(" in hlo
+
+    ours, ours_hlo = gradient_program()
+    monkeypatch.setattr(unet_module, "max_pool", lambda y, window, strides, padding: nnx.max_pool(
+        y, window, strides=strides, padding=padding))
+    reference, reference_hlo = gradient_program()
+    assert not has_scatter(ours_hlo)
+    assert has_scatter(reference_hlo)
+    for a, b in zip(jax.tree.leaves(ours(params, x)), jax.tree.leaves(reference(params, x))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

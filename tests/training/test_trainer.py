@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -230,3 +231,14 @@ def test_sharded_step_on_8_devices_equals_1_device():
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and "SAME" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+def test_all_finite_flags_any_nan_or_inf_leaf_and_ignores_integer_leaves():
+    from advpath_jax.training.trainer import all_finite
+
+    tree = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2), "step": jnp.int32(7), "mu": {"w": jnp.ones(4, jnp.bfloat16)}}
+    assert all_finite(tree)
+    assert all_finite({"count": jnp.arange(3)})  # no float leaf
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        assert not all_finite({**tree, "b": jnp.asarray([0.0, bad])})
+        assert not all_finite({**tree, "mu": {"w": jnp.asarray([1.0, bad, 2.0, 3.0], jnp.bfloat16)}})
