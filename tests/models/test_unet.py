@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 from advpath_jax.models.discriminator import DiscriminatorSpec, make_discriminator
+from advpath_jax.models import unet as unet_module
 from advpath_jax.models.unet import UNetSpec, fan_in_normal, make_unet
 
 SPEC = UNetSpec(base_channels=4, depth=2)
@@ -94,12 +95,9 @@ def test_fan_in_normal_matches_he_truncated_normal():
     assert traced.shape == shape
 
 
-
 def test_gradient_has_no_scatter_and_equals_xla_max_pool(x, monkeypatch):
     """The down-sampling pool's derivative is elementwise: the optimised gradient program has no
     scatter (``nnx.max_pool``'s has: select-and-scatter), and the gradient is the same."""
-    from advpath_jax.models import unet as unet_module
-
     net = make_unet(SPEC)
     net.eval()
     graphdef, params, rest = nnx.split(net, nnx.Param, ...)

@@ -20,7 +20,7 @@ from advpath_jax.errors import AdvpathError  # noqa: E402
 from advpath_jax.store.checkpoint import CheckpointStore, check_fingerprint  # noqa: E402
 from advpath_jax.training.schedules import (LearningRate, learning_rate_schedule,  # noqa: E402
                                             make_optimizer, observe_validation, plateau_states)
-from advpath_jax.training.trainer import FitOptions, NonFiniteLossError, fit  # noqa: E402
+from advpath_jax.training.trainer import FitOptions, NonFiniteLossError, all_finite, fit  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -234,8 +234,6 @@ def test_sharded_step_on_8_devices_equals_1_device():
 
 
 def test_all_finite_flags_any_nan_or_inf_leaf_and_ignores_integer_leaves():
-    from advpath_jax.training.trainer import all_finite
-
     tree = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2), "step": jnp.int32(7), "mu": {"w": jnp.ones(4, jnp.bfloat16)}}
     assert all_finite(tree)
     assert all_finite({"count": jnp.arange(3)})  # no float leaf
