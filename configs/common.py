@@ -38,6 +38,7 @@ EVAL = {
     "smoothing": None,       # (size, sigma) of E_FI,ksigma^v2; None: 28 px, sigma 2 at 224 px, scaled
     "gradcam_stage": None,   # ResNet stage (1-4) of GradCAM's map; None: the deepest at least 7x7
     "shard_size": 100,       # images per attribution shard on disk
+    "attribute_images": "scored",  # maps of the images the metrics read (positives, subset); "all": every test image
     "subset_size": 100,      # balanced subset (by predicted class) for AOPC and R (paper: 1000)
     "aopc_steps": 50,        # L, regions replaced in the AOPC curve (paper's Figure 2: about 100)
     "patch_size": None,      # AOPC region side, a divisor of the image side; None: nearest to 9 px at 224, scaled

@@ -80,3 +80,17 @@ def image_pair():
     x = rng.uniform(size=(2, 12, 12, 1)).astype(np.float32)
     xa = rng.uniform(size=(2, 12, 12, 1)).astype(np.float32)
     return jnp.asarray(x), jnp.asarray(xa)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_every_image(tiny_finished_run, tmp_path_factory):
+    """The tiny run's models with maps of every test image (``eval.attribute_images=all``; the
+    default attributes only the images the metrics read): a copy of it, attributed again."""
+    import shutil
+
+    from advpath_jax.cli import main as cli_main
+
+    workdir = tmp_path_factory.mktemp("tiny_every") / "run"
+    shutil.copytree(tiny_finished_run, workdir, ignore=shutil.ignore_patterns("maps", "explorer", "timings"))
+    assert cli_main(tiny_run_argv(workdir) + ["--set", "eval.attribute_images=all"]) == 0
+    return workdir

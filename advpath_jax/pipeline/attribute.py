@@ -1,13 +1,19 @@
-"""Attribution of a whole split as a resumable job that writes maps to disk in shards.
+"""Attribution of a split's images as a resumable job that writes maps to disk in shards.
 
 Layout: ``OUT/<method-slug>/shard_00000.npy`` (float32 ``[n, H, W]``), one file per
-shard of ``shard_size`` images, written atomically. A re-run computes only the
+shard, written atomically. The images are cut into ``ceil(N / shard_size)`` shards of equal
+size but for one image (:func:`shard_bounds`), and a shorter shard is padded to the longest
+by repeating its last image, so every shard runs the same compiled programs. A re-run computes only the
 missing files. Shards are distributed over processes (``s % process_count ==
 process_index``) and each shard's batch is sharded over the local devices by the engine.
+The images attributed may be some rows of a split (``advpath run`` attributes the test
+images its metrics read); ``OUT/manifest.json`` then records them (``rows``) and
+:class:`StoredMaps` reads maps by split row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -49,6 +55,35 @@ def n_shards(n_images: int, shard_size: int) -> int:
     return math.ceil(n_images / shard_size)
 
 
+def shard_bounds(n_images: int, shard_size: int) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` of the ``ceil(n_images / shard_size)`` shards: sizes differ by at
+    most one (the longer ones first), none above ``shard_size``."""
+    total = n_shards(n_images, shard_size)
+    if total == 0:
+        return []
+    small, extra = divmod(n_images, total)
+    sizes = [small + 1] * extra + [small] * (total - extra)
+    ends = np.cumsum(sizes).tolist()
+    return [(end - size, end) for end, size in zip(ends, sizes)]
+
+
+def _legacy_layout(stored: dict) -> str:
+    """The layout of a manifest written before ``layout`` was recorded: shards of exactly
+    ``shard_size`` (the last shorter), the same as the balanced one when they divide evenly."""
+    n, size = int(stored.get("n_images", 0)), int(stored.get("shard_size", 1))
+    return LAYOUT if size < 1 or n % size == 0 else "fixed"
+
+
+LAYOUT = "balanced"  # recorded in the manifest: see shard_bounds
+
+
+def _padded(x: np.ndarray, width: int) -> np.ndarray:
+    """``x [b, ...]`` with its last row repeated up to ``width`` rows."""
+    if len(x) >= width:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], width - len(x), axis=0)])
+
+
 def my_shards(total: int, process_index: int | None = None, process_count: int | None = None) -> list[int]:
     """The shards this process owns."""
     index = jax.process_index() if process_index is None else process_index
@@ -76,6 +111,8 @@ def check_manifest(out_dir: str, fingerprint: dict, *, write: bool = True) -> No
             stored = read_json(path, "map manifest")
         except AdvpathError as err:
             raise AdvpathError(f"{err}; delete {out_dir} to recompute") from err
+        if "layout" in fingerprint and "layout" not in stored:
+            stored["layout"] = _legacy_layout(stored)
         models = {**stored.get("models", {}), **fingerprint.get("models", {})}
         compared = {**stored, "models": {m: stored.get("models", {}).get(m, v) for m, v in models.items()}}
         if not write:  # a check before the data are loaded: only the fields given
@@ -116,25 +153,26 @@ def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], di
     """
     check_manifest(out_dir, {**(fingerprint or {}), "n_images": int(len(images)),
                              "image_shape": list(images.shape[1:]), "shard_size": int(shard_size),
-                             "seed": int(seed)})
-    total = n_shards(len(images), shard_size)
-    shards = my_shards(total) if shards is None else list(shards)
+                             "layout": LAYOUT, "seed": int(seed)})
+    bounds = shard_bounds(len(images), shard_size)
+    width = max((hi - lo for lo, hi in bounds), default=0)  # every shard runs at this batch size
+    shards = my_shards(len(bounds)) if shards is None else list(shards)
     extra = extra or {}
     computed_maps, start = 0, time.perf_counter()
     for shard in tqdm(shards, desc=desc, unit="shard"):
-        lo, hi = shard * shard_size, min(len(images), (shard + 1) * shard_size)
-        x = images[lo:hi]
+        lo, hi = bounds[shard]
+        x = _padded(images[lo:hi], width)
         for name, fn in extra.items():
             path = shard_path(out_dir, name, shard)
             if not os.path.exists(path):
-                save_npy_atomic(path, np.asarray(fn(x, shard), np.float32))
+                save_npy_atomic(path, np.asarray(fn(x, shard), np.float32)[: hi - lo])
         todo = [n for n in names if not os.path.exists(shard_path(out_dir, n, shard))]
         if not todo:
             continue
         maps = explain(x, todo, jax.random.fold_in(jax.random.key(seed), shard))
         for name in todo:
-            save_npy_atomic(shard_path(out_dir, name, shard), np.asarray(maps[name], np.float32))
-        computed_maps += len(todo) * len(x)
+            save_npy_atomic(shard_path(out_dir, name, shard), np.asarray(maps[name], np.float32)[: hi - lo])
+        computed_maps += len(todo) * (hi - lo)
     seconds = time.perf_counter() - start
     rate = computed_maps / seconds if computed_maps else 0.0
     print(f"[attribution] {computed_maps} maps computed in {seconds:.1f} s "
@@ -161,15 +199,19 @@ def wait_for_shards(out_dir: str, names: Sequence[str], n_images: int, shard_siz
 
 def iter_shards(out_dir: str, name: str, n_images: int, shard_size: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(first_index, maps)`` for every shard of ``name``; a missing shard is an error."""
-    for shard in range(n_shards(n_images, shard_size)):
+    for shard, (lo, hi) in enumerate(shard_bounds(n_images, shard_size)):
         path = shard_path(out_dir, name, shard)
         if not os.path.exists(path):
             raise FileNotFoundError(f"map shard missing: {path} (run the attribution stage first)")
-        yield shard * shard_size, load_npy(path)
+        maps = load_npy(path)
+        if len(maps) != hi - lo:
+            raise AdvpathError(f"map shard {path} holds {len(maps)} maps, expected {hi - lo} (images {lo}-{hi - 1}); "
+                               "delete it to recompute")
+        yield lo, maps
 
 
 def gather_rows(out_dir: str, name: str, rows: np.ndarray, n_images: int, shard_size: int) -> np.ndarray:
-    """The maps of the images ``rows`` (sorted indices), read shard by shard."""
+    """The maps of the images ``rows`` (sorted positions among the ``n_images`` attributed), read shard by shard."""
     rows = np.asarray(rows)
     parts = []
     for first, maps in iter_shards(out_dir, name, n_images, shard_size):
@@ -177,3 +219,44 @@ def gather_rows(out_dir: str, name: str, rows: np.ndarray, n_images: int, shard_
         if len(sel):
             parts.append(maps[sel])
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+def stored_rows(out_dir: str, n_split: int) -> np.ndarray:
+    """The sorted split rows whose maps ``out_dir`` holds (its manifest's ``rows``; every row
+    ``0 .. n_split - 1`` for a manifest without them, as written before rows were recorded)."""
+    path = os.path.join(out_dir, MANIFEST)
+    manifest = read_json(path, "map manifest") if os.path.exists(path) else {}
+    if "rows" not in manifest:
+        return np.arange(n_split)
+    rows = np.asarray(manifest["rows"], np.int64)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= n_split or np.any(np.diff(rows) <= 0))):
+        raise AdvpathError(f"{path}: 'rows' must be increasing row indices of the {n_split}-image split; "
+                           f"delete {out_dir} to recompute")
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredMaps:
+    """The map shards of ``out_dir``: maps of the split rows ``rows`` (sorted), in that order,
+    ``shard_size`` images a shard."""
+
+    out_dir: str
+    rows: np.ndarray
+    shard_size: int
+
+    def positions(self, split_rows: np.ndarray) -> np.ndarray:
+        """Where the split rows ``split_rows`` lie among the stored rows; a row without maps is an error."""
+        split_rows = np.asarray(split_rows, np.int64)
+        pos = np.searchsorted(self.rows, split_rows)
+        found = (pos < len(self.rows)) & (self.rows[np.minimum(pos, len(self.rows) - 1)] == split_rows) \
+            if len(self.rows) else np.zeros(split_rows.shape, bool)
+        if not np.all(found):
+            missing = split_rows[~found]
+            raise AdvpathError(f"{self.out_dir} holds no maps of split row(s) {missing[:5].tolist()}"
+                               f"{' ...' if len(missing) > 5 else ''} ({len(self.rows)} rows attributed); "
+                               "run the attribution with eval.attribute_images = 'all' for every row")
+        return pos
+
+    def gather(self, name: str, split_rows: np.ndarray) -> np.ndarray:
+        """The maps of method ``name`` for the sorted split rows ``split_rows``: ``[len(split_rows), ...]``."""
+        return gather_rows(self.out_dir, name, self.positions(split_rows), len(self.rows), self.shard_size)

@@ -13,6 +13,9 @@ Configs are plain data (``configs/common.py`` writes the same values out as ``EV
   gradcam_stage: ResNet stage (1-4) of GradCAM's feature map; None: the deepest stage at
     least 7x7 (the last, 7x7, at 224 px; stage 2, 8x8, at 64 px).
   shard_size: images per attribution shard on disk.
+  attribute_images: which test images get maps: "scored" (the images the metrics read: the
+    positives of Table 1 and the balanced subset of AOPC and R) or "all" (every test image, for
+    the explorer). The tables are the same either way.
   subset_size: balanced subset (by predicted class) for AOPC and R (paper: 1000).
   aopc_steps: L, regions replaced in the AOPC curve (paper's Figure 2: about 100).
   patch_size: AOPC region side in pixels, a divisor of the image side; None: the divisor
@@ -49,6 +52,7 @@ EVAL_DEFAULTS: dict[str, Any] = {
     "smoothing": None,
     "gradcam_stage": None,
     "shard_size": 100,
+    "attribute_images": "scored",
     "subset_size": 100,
     "aopc_steps": 50,
     "patch_size": None,

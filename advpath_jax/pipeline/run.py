@@ -316,24 +316,61 @@ def perturbation_fn(config, workdir: str, explainers: Explainers):
 # ---------------------------------------------------------------------------- metrics
 
 
-def evaluate_maps(config, maps_dir: str, test: dict, explainers: Explainers,
-                  methods: Sequence[str]) -> dict:
+ATTRIBUTE_IMAGES = ("scored", "all")
+
+
+def evaluation_rows(config, test: dict, classifier) -> dict[str, np.ndarray]:
+    """The test rows the metrics read, from the classifier's predicted classes ``pred [N]``:
+    ``positives`` (label 1 with a non-empty mask: Table 1), ``subset`` (``eval.subset_size``
+    images balanced by predicted class: AOPC and R) and ``scored``, their union (sorted)."""
+    images, labels, masks = test["image"], np.asarray(test["label"]), np.asarray(test["mask"])
+    n = len(images)
+    pred = predicted_class(classifier_scores(classifier, images))
+    positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
+    subset = M.balanced_subset(pred, int(config.eval.subset_size), seed=int(config.seed), on_shortage="shrink")
+    return {"pred": np.asarray(pred), "positives": positives, "subset": np.asarray(subset),
+            "scored": np.union1d(positives, subset)}
+
+
+def rows_to_attribute(config, rows: dict[str, np.ndarray], n_test: int) -> np.ndarray:
+    """The test rows to compute maps of: ``eval.attribute_images`` ``"scored"`` (the default: the
+    rows the metrics read, ``rows["scored"]``) or ``"all"`` (every test image, for the explorer)."""
+    choice = str(config.eval.get("attribute_images", "scored"))
+    if choice not in ATTRIBUTE_IMAGES:
+        raise AdvpathError(f"config eval.attribute_images must be one of {ATTRIBUTE_IMAGES}, got {choice!r}")
+    return np.arange(n_test) if choice == "all" else np.asarray(rows["scored"], np.int64)
+
+
+def attribute_test_rows(config, workdir: str, test: dict, rows: dict[str, np.ndarray], names: Sequence[str],
+                        explain: Callable, *, extra: dict, models: Sequence[str], desc: str = "attribution"
+                        ) -> tuple[attribute.StoredMaps, dict]:
+    """Write the maps of ``names`` for the test rows :func:`rows_to_attribute` picks into
+    ``WORKDIR/maps`` (:func:`advpath_jax.pipeline.attribute.attribute_split`; the rows are recorded
+    in its manifest). ``explain(x, names, key)``; ``extra``: more arrays stored per shard;
+    ``models``: the models the maps depend on. Returns the stored maps and the job's counts."""
+    attributed = rows_to_attribute(config, rows, len(test["image"]))
+    maps_dir, shard_size = os.path.join(workdir, "maps"), int(config.eval.shard_size)
+    summary = attribute.attribute_split(
+        explain, np.asarray(test["image"], np.float32)[attributed], names, maps_dir, shard_size=shard_size,
+        seed=int(config.seed), desc=desc, extra=extra,
+        fingerprint={**maps_fingerprint(config, model_records(workdir, models)), "rows": attributed.tolist()})
+    return attribute.StoredMaps(maps_dir, attributed, shard_size), summary
+
+
+def evaluate_maps(config, maps: attribute.StoredMaps, test: dict, explainers: Explainers,
+                  methods: Sequence[str], rows: dict[str, np.ndarray]) -> dict:
     """Table 1 (IoU/FNR on positives), AOPC and R (balanced subset) for every method, the
     per-image values (``results["per_image"]``), the share of constant maps and the paired
-    bootstrap evidence of the paper's findings (``results["claims"]``)."""
+    bootstrap evidence of the paper's findings (``results["claims"]``).
+
+    ``maps``: the stored maps (of at least ``rows["scored"]``); ``rows``: :func:`evaluation_rows`."""
     ev = config.eval
-    shard_size = int(ev.shard_size)
     images, labels, masks = test["image"], np.asarray(test["label"]), np.asarray(test["mask"])
     n = len(images)
     f = explainers.f
-    scores = classifier_scores(explainers.classifier, images)
-    pred = predicted_class(scores)
-    positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
-    subset = M.balanced_subset(pred, int(ev.subset_size), seed=int(config.seed), on_shortage="shrink")
+    pred, positives, subset, scored = rows["pred"], rows["positives"], rows["subset"], rows["scored"]
     x_sub = images[subset]
-    x_pert = attribute.gather_rows(maps_dir, PERTURBATION, subset, n, shard_size)[..., None] \
-        if images.shape[-1] == 1 else attribute.gather_rows(maps_dir, PERTURBATION, subset, n, shard_size)
-    x_pert = x_pert.reshape(x_sub.shape)
+    x_pert = maps.gather(PERTURBATION, subset).reshape(x_sub.shape)
     percentiles = tuple(float(p) for p in ev.percentiles)
     ties = str(ev.get("ties", "percentile"))
     patch = ev.get("patch_size")
@@ -350,20 +387,19 @@ def evaluate_maps(config, maps_dir: str, test: dict, explainers: Explainers,
     results = {"methods": {}, "percentiles": list(percentiles), "ties": ties}
     per_image = {"positives": positives.tolist(), "subset": subset.tolist(), "methods": {}}
     constant = {}  # share of constant maps among the scored images (positives and subset)
-    scored = np.union1d(positives, subset)
     for name in tqdm(methods, desc="metrics", unit="method"):
         entry = {}
-        maps_pos = attribute.gather_rows(maps_dir, name, positives, n, shard_size)
+        maps_pos = maps.gather(name, positives)
         loc = M.localization_metrics(maps_pos, masks[positives], None, percentiles, ties=ties)
         entry["iou"], entry["fnr"] = loc["iou"], loc["fnr"]
-        maps_sub = attribute.gather_rows(maps_dir, name, subset, n, shard_size)
+        maps_sub = maps.gather(name, subset)
         entry["aopc"] = M.aopc_curves(f, x_sub, x_pert, maps_sub, steps=aopc_steps, patch_size=patch,
                                       chunk_size=chunk)
         rel = M.deletion_preservation(f, x_sub, x_pert, maps_sub, n_steps=ev.get("relevance_steps"),
                                       group_size=group, chunk_size=chunk)
         entry["relevance"] = rel
         results["methods"][name] = entry
-        constant[name] = M.constant_map_share(attribute.gather_rows(maps_dir, name, scored, n, shard_size))
+        constant[name] = M.constant_map_share(maps.gather(name, scored))
         per_image["methods"][name] = {
             "iou": {percentile_key(p): np.asarray(row).tolist() for p, row in zip(percentiles, loc["iou"])},
             "fnr": {percentile_key(p): np.asarray(row).tolist() for p, row in zip(percentiles, loc["fnr"])},
@@ -388,24 +424,21 @@ def evaluate_maps(config, maps_dir: str, test: dict, explainers: Explainers,
         "bootstrap_resamples": int(ev.get("bootstrap_resamples", 2000)),
     }
     results["meta_eval"] = {"n_test": int(n), "n_positives_scored": int(len(positives)),
-                            "subset_size": int(len(subset)),
+                            "subset_size": int(len(subset)), "n_attributed": int(len(maps.rows)),
                             "subset_by_predicted_class": {"0": int((pred[subset] == 0).sum()),
                                                           "1": int((pred[subset] == 1).sum())},
                             "test_accuracy": float(np.mean(pred == labels))}
     return results
 
 
-def figure_examples(config, maps_dir: str, test: dict, methods: Sequence[str]) -> dict:
-    """A few positive test images with their masks and the maps of the main methods."""
-    n = len(test["image"])
-    labels, masks = np.asarray(test["label"]), np.asarray(test["mask"])
-    positives = np.flatnonzero((labels == 1) & masks.reshape(n, -1).any(axis=1))
-    rows = positives[: int(config.eval.get("figure_examples", 4))]
+def figure_examples(config, maps: attribute.StoredMaps, test: dict, methods: Sequence[str],
+                    positives: np.ndarray) -> dict:
+    """A few positive test images (the first of ``positives``) with their masks and the maps of the main methods."""
+    rows = np.asarray(positives)[: int(config.eval.get("figure_examples", 4))]
     shown = [m for m in FIGURE_METHODS if m in methods] or list(methods)[:8]
-    shard_size = int(config.eval.shard_size)
-    return {"images": test["image"][rows], "masks": masks[rows],
+    return {"images": test["image"][rows], "masks": np.asarray(test["mask"])[rows],
             "ids": [str(i) for i in np.asarray(test["id"])[rows]],
-            "maps": {m: attribute.gather_rows(maps_dir, m, rows, n, shard_size) for m in shown}}
+            "maps": {m: maps.gather(m, rows) for m in shown}}
 
 
 # ---------------------------------------------------------------------------- the job
@@ -453,22 +486,19 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
                               workers=workers)
     quality_summary = quality.summary(gate_rows, gates)
     explainers = build_explainers(config, workdir, methods)
-    maps_dir = os.path.join(workdir, "maps")
-    shard_size = int(config.eval.shard_size)
     with clock.stage("attribution"):
-        attribution = attribute.attribute_split(
-            clock.counting(explainers.explain, "attribution"), np.asarray(test["image"], np.float32),
-            methods, maps_dir, shard_size=shard_size, seed=int(config.seed),
-            extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
-            fingerprint=maps_fingerprint(config, model_records(workdir, needed)))
+        rows = evaluation_rows(config, test, explainers.classifier)
+        maps, attribution = attribute_test_rows(
+            config, workdir, test, rows, methods, clock.counting(explainers.explain, "attribution"),
+            extra={PERTURBATION: perturbation_fn(config, workdir, explainers)}, models=needed)
     if multi_process:
         if jax.process_index() != 0:
             print(f"[run] process {jax.process_index()}: its shards are written; process 0 writes the report")
             return {}
-        attribute.wait_for_shards(maps_dir, [*methods, PERTURBATION], len(test["image"]), shard_size,
+        attribute.wait_for_shards(maps.out_dir, [*methods, PERTURBATION], len(maps.rows), maps.shard_size,
                                   timeout_s=float(config.eval.get("wait_timeout_s", 3600)))
     with clock.stage("metrics"):
-        results = evaluate_maps(config, maps_dir, test, explainers, methods)
+        results = evaluate_maps(config, maps, test, explainers, methods, rows)
     meta_eval = results.pop("meta_eval")
     results.update(title=f"advpath-jax report: {config.name}", dataset=config.data.name, quality=quality_summary,
                    meta={"models": to_jsonable(model_metrics), "evaluation": meta_eval,
@@ -476,7 +506,7 @@ def run(config, workdir: str, *, methods: Sequence[str] | None = None, retrain: 
                          "explainers": to_jsonable(explainers.describe()),
                          "total_seconds": time.perf_counter() - started,
                          "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}"})
-    examples = figure_examples(config, maps_dir, test, methods)
+    examples = figure_examples(config, maps, test, methods, rows["positives"])
     with clock.stage("report"):
         results["meta"]["time_table"] = timings.current_time_table(workdir, clock)
         paths = write_report(workdir, results, examples)

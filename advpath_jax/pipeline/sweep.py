@@ -22,10 +22,9 @@ from advpath_jax.attribution.methods import path_attribution_multi
 from advpath_jax.attribution.weights import parse_weight, weight_name
 from advpath_jax.data import load_split
 from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers
-from advpath_jax.pipeline import attribute
 from advpath_jax.pipeline.report import write_report
-from advpath_jax.pipeline.run import (PERTURBATION, build_explainers, evaluate_maps, maps_fingerprint,
-                                      model_records, models_needed, perturbation_fn, train_all)
+from advpath_jax.pipeline.run import (PERTURBATION, attribute_test_rows, build_explainers, evaluate_maps,
+                                      evaluation_rows, models_needed, perturbation_fn, train_all)
 
 SWEEP_DIR = "sweep"
 
@@ -76,17 +75,15 @@ def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce
     train_all(config, workdir, models_needed([anchor]))
     explainers = build_explainers(config, workdir, [anchor])
     test = load_split(config.data, "test")
-    images = np.asarray(test["image"], np.float32)
     smoothing = tuple(config.eval.smoothing) if config.eval.get("smoothing") else \
-        ap.paper_smoothing(images.shape[1])
+        ap.paper_smoothing(np.asarray(test["image"]).shape[1])
     names = sweep_method_names(kind, weights, smooth)
-    maps_dir = os.path.join(workdir, "maps")   # shared with `advpath run` (same perturbation shards)
-    attribute.attribute_split(sweep_explain_fn(explainers, kind, weights, smooth, smoothing), images,
-                              names, maps_dir, shard_size=int(config.eval.shard_size),
-                              seed=int(config.seed), desc="sweep",
-                              extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
-                              fingerprint=maps_fingerprint(config, model_records(workdir, models_needed([anchor]))))
-    results = evaluate_maps(config, maps_dir, test, explainers, names)
+    rows = evaluation_rows(config, test, explainers.classifier)  # the same rows as `advpath run` (shared maps)
+    maps, _ = attribute_test_rows(config, workdir, test, rows, names,
+                                  sweep_explain_fn(explainers, kind, weights, smooth, smoothing),
+                                  extra={PERTURBATION: perturbation_fn(config, workdir, explainers)},
+                                  models=models_needed([anchor]), desc="sweep")
+    results = evaluate_maps(config, maps, test, explainers, names, rows)
     meta = results.pop("meta_eval")
     results.update(title=f"advpath-jax weight sweep: {config.name}, {GENERATOR_LABELS[kind]} path",
                    dataset=config.data.name, meta={"evaluation": meta, "weights": weights,

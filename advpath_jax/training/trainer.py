@@ -16,6 +16,10 @@ A model kind (classifier, CyCE, SyCE, SAGen, MGen, translator) describes itself 
 * early stopping (``early_stop_patience`` > 0): training ends once that many epochs in
   a row brought no better monitored value; ``epochs`` is then the maximum, and a rerun
   in the same directory trains no further;
+* a spent learning rate (``stop_below_min_lr``, on by default): training ends once the
+  rate of the last update times the plateau scale has fallen below ``min_lr``. Neither the
+  cosine decay nor the plateau scale ever rises again, so every later epoch would train
+  below the rate the config names as the least worth training at; a rerun trains no further;
 * a non-finite loss (or non-finite parameters) stops training with
   :class:`NonFiniteLossError` before anything is saved, so the last good checkpoint
   stays intact;
@@ -113,6 +117,7 @@ class FitOptions:
     epochs: int  # the maximum when early stopping is on
     seed: int = 0
     early_stop_patience: int = 0  # 0: off; else stop after this many epochs without a better monitored value
+    stop_below_min_lr: bool = True  # stop once the learning rate has fallen below the section's min_lr
     checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
     progress: bool = True
     max_steps: int | None = None  # stop after this many global steps (tests / debugging)
@@ -127,6 +132,7 @@ class FitOptions:
         get = section.get if hasattr(section, "get") else lambda k, d=None: getattr(section, k, d)
         kwargs = dict(epochs=int(get("epochs")), seed=int(seed),
                       early_stop_patience=int(get("early_stop_patience", 0) or 0),
+                      stop_below_min_lr=bool(get("stop_below_min_lr", True)),
                       checkpoint_every_steps=int(get("checkpoint_every_steps", 0) or 0),
                       progress=bool(get("progress", True)))
         kwargs.update(overrides)
@@ -138,7 +144,8 @@ class FitResult:
     """What :func:`fit` ends with.
 
     ``stopped_early``: ``max_steps`` interrupted training (the run is not finished);
-    ``early_stop_epoch``: the last epoch trained when early stopping ended the run (None otherwise).
+    ``early_stop_epoch``: the last epoch trained when early stopping or a spent learning rate
+    ended the run (None otherwise).
     """
 
     state: Any
@@ -290,7 +297,7 @@ def fit(task: Task, workdir: str, options: FitOptions, *, mesh: Mesh | None = No
     try:
         state = _resume(loop)
         for epoch in range(loop.meta["epoch"], options.epochs):
-            if _early_stop(loop):
+            if _early_stop(loop) or _rate_spent(loop, state):
                 break
             started = time.time()
             state, sums = _run_epoch(loop, state, epoch)
@@ -357,6 +364,26 @@ def _early_stop(loop: _Loop) -> bool:
     loop.early_stop_epoch = meta["epoch"]
     print(f"[{loop.task.name}] early stop after epoch {meta['epoch']}: no better val_{loop.task.monitor} in "
           f"{patience} epochs (best {meta['best_value']:.4g} at epoch {meta['best_epoch']})")
+    return True
+
+
+_FLOAT32_ROUNDING = 1e-5
+
+
+def _rate_spent(loop: _Loop, state: Any) -> bool:
+    """True (and said once) when ``stop_below_min_lr`` is on and every later update would run
+    below ``min_lr``: the last update's rate times the current plateau scale is under it and
+    the warm-up (the only rising part of a schedule) is over."""
+    settings, meta = loop.task.learning_rate, loop.meta
+    if not loop.options.stop_below_min_lr or meta["epoch"] == 0 or meta["global_step"] < settings.warmup_steps:
+        return False
+    rate = last_learning_rate(state["opt"])
+    if rate >= settings.min_lr * (1 - _FLOAT32_ROUNDING):  # at the plateau floor, lr x (min_lr / lr) in float32
+        return False
+    loop.early_stop_epoch = meta["epoch"]
+    print(f"[{loop.task.name}] stop after epoch {meta['epoch']}: the learning rate {rate:.3g} is below "
+          f"min_lr {settings.min_lr:.3g} and would stay below it in every later epoch "
+          f"(best {meta['best_value']:.4g} at epoch {meta['best_epoch']})")
     return True
 
 

@@ -105,6 +105,19 @@ def method_inventory(maps_dir: str, names: Sequence[str], n_images: int, shard_s
     return found
 
 
+def results_at_rows(results: Mapping, stored: attribute.StoredMaps) -> Mapping:
+    """``results`` with its per-image rows (test-split indices) turned into positions among the
+    attributed rows ``stored.rows``, the explorer's image order."""
+    block = results.get("per_image")
+    if block is None or not isinstance(block, Mapping) or "positives" not in block or "subset" not in block:
+        return results  # per_image_metrics names what is missing
+    try:
+        moved = {key: stored.positions(np.asarray(block[key], np.int64)).tolist() for key in ("positives", "subset")}
+    except AdvpathError as err:
+        raise ExplorerInputError(f"results.json per_image: {err}") from err
+    return {**results, "per_image": {**block, **moved}}
+
+
 def per_image_metrics(results: Mapping, n: int, percentiles: Sequence[float]) -> dict | None:
     """``{method: {metric: [n] value or None}}`` from ``results["per_image"]`` (None when absent).
 
@@ -232,10 +245,13 @@ def write_method_tiles(out_dir: str, slug: str, chunks: Iterable[tuple[int, np.n
     return has
 
 
-def shard_chunks(maps_dir: str, name: str, shards: Sequence[int], shard_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first row, maps)`` of the stored shards ``shards`` of method ``name``, read one at a time."""
+def shard_chunks(maps_dir: str, name: str, shards: Sequence[int], n_images: int,
+                 shard_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, maps)`` of the stored shards ``shards`` of method ``name`` (of ``n_images``
+    attributed), read one at a time."""
+    bounds = attribute.shard_bounds(n_images, shard_size)
     for shard in shards:
-        yield shard * shard_size, attribute.load_npy(attribute.shard_path(maps_dir, name, shard))
+        yield bounds[shard][0], attribute.load_npy(attribute.shard_path(maps_dir, name, shard))
 
 
 def write_image_tiles(out_dir: str, images: np.ndarray, masks: np.ndarray) -> None:
@@ -372,7 +388,8 @@ def build_explorer(workdir: str, out_dir: str | None = None, *, config=None, bat
         raise ExplorerInputError(f"no maps: {maps_dir} does not exist (run the attribution stage of "
                                  "`advpath run` first)")
     test = load_split(config.data, "test")
-    images = np.asarray(test["image"], np.float32)
+    stored = attribute.StoredMaps(maps_dir, attribute.stored_rows(maps_dir, len(test["image"])), shard_size)
+    images = np.asarray(test["image"], np.float32)[stored.rows]  # the attributed test images, in shard order
     n = len(images)
     inventory = method_inventory(maps_dir, list(results["methods"]), n, shard_size)
     total = attribute.n_shards(n, shard_size)
@@ -387,11 +404,12 @@ def build_explorer(workdir: str, out_dir: str | None = None, *, config=None, bat
     notices += [f"{PAIR_LABELS[k]}: no trained generator in {os.path.join(workdir, k)}, so no pair or path"
                 for k in PAIR_KINDS if k not in generators]
     summary = write_explorer(
-        out_dir, images=images, labels=test["label"], masks=test["mask"], ids=np.asarray(test["id"]),
+        out_dir, images=images, labels=np.asarray(test["label"])[stored.rows],
+        masks=np.asarray(test["mask"])[stored.rows], ids=np.asarray(test["id"])[stored.rows],
         scores=classifier_scores(classifier, images),
-        maps={name: shard_chunks(maps_dir, name, shards, shard_size) for name, shards in inventory.items()},
-        pairs=pairs, results=results, percentiles=percentiles, ties=region_tie_rule(results),
-        figure_dir=workdir, notices=notices)
+        maps={name: shard_chunks(maps_dir, name, shards, n, shard_size) for name, shards in inventory.items()},
+        pairs=pairs, results=results_at_rows(results, stored), percentiles=percentiles,
+        ties=region_tie_rule(results), figure_dir=workdir, notices=notices)
     return {**summary, "seconds": time.perf_counter() - started}
 
 

@@ -61,8 +61,9 @@ def test_two_processes_union_equals_single_process(tmp_path):
         assert p.returncode == 0, err[-3000:]
     computed = sorted(int(o.split()[-1]) for o, _ in outs)
     assert "PROCESS 0 2" in outs[0][0] and "PROCESS 1 2" in outs[1][0]
-    # 4 shards of 3 (last 1): process 0 owns shards 0, 2 (6 images), process 1 shards 1, 3 (4 images)
-    assert computed == [4 * 3, 6 * 3]
+    # 4 shards of 10 images, at most 3 each (3, 3, 2, 2): process 0 owns shards 0, 2 (5 images),
+    # process 1 shards 1, 3 (5 images)
+    assert computed == [5 * 3, 5 * 3]
     for name in ["Gradient", "IG", "Random"]:
         for shard in range(4):
             a = np.load(attribute.shard_path(str(single), name, shard))

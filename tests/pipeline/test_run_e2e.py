@@ -66,3 +66,46 @@ def test_tiny_run_produces_a_complete_report_and_resumes(tiny_finished_run, caps
     assert stages["attribution"]["wall_s"] >= first_att["wall_s"]
     assert again["total"]["processes"] == 2 and again["total"]["wall_s"] > first["total"]["wall_s"]
     assert "## Time" in (workdir / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_maps_of_the_scored_images_only_give_the_tables_of_every_image(tiny_finished_run, tiny_run_every_image):
+    """The default attributes the test images the metrics read (the positives of Table 1 and the
+    balanced subset); attributing every test image gives the same per-image values."""
+    import numpy as np
+
+    from advpath_jax.errors import AdvpathError
+    from advpath_jax.pipeline import attribute
+
+    workdir, every = tiny_finished_run, tiny_run_every_image
+    scored = json.loads((workdir / "results.json").read_text())
+    per = scored["per_image"]
+    rows = sorted(set(per["positives"]) | set(per["subset"]))
+    manifest = json.loads((workdir / "maps" / attribute.MANIFEST).read_text())
+    assert manifest["rows"] == rows and manifest["n_images"] == len(rows) < 24
+    stored = sum(len(np.load(p)) for p in (workdir / "maps" / "Gradient").glob("shard_*.npy"))
+    assert stored == len(rows) and scored["meta"]["evaluation"]["n_attributed"] == len(rows)
+    # the same models, every test image attributed
+    assert json.loads((every / "maps" / attribute.MANIFEST).read_text())["rows"] == list(range(24))
+    full = json.loads((every / "results.json").read_text())
+    assert full["per_image"]["positives"] == per["positives"] and full["per_image"]["subset"] == per["subset"]
+    for name in METHODS:
+        if name == "Random":  # its maps are drawn per shard, and the shards hold other images
+            continue
+        a, b = per["methods"][name], full["per_image"]["methods"][name]
+        for key in ("R", "auc_deletion", "auc_preservation", "aopc"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=f"{name} {key}")
+        for p in ("98", "99"):
+            np.testing.assert_allclose(b["iou"][p], a["iou"][p], rtol=1e-5, atol=1e-6, err_msg=f"{name} IoU p{p}")
+    # the explorer shows the attributed images, each with its own per-image values
+    shown = json.loads((workdir / "explorer" / "index.json").read_text())
+    all_shown = json.loads((every / "explorer" / "index.json").read_text())
+    assert shown["n"] == len(rows) and all_shown["n"] == 24
+    assert shown["images"]["id"] == [all_shown["images"]["id"][r] for r in rows]
+    at = rows.index(per["positives"][0])
+    assert shown["metrics"]["Gradient"]["IoU p98"][at] == pytest.approx(per["methods"]["Gradient"]["iou"]["98"][0],
+                                                                        abs=1e-5)
+    maps = attribute.StoredMaps(str(workdir / "maps"), np.asarray(rows), 16)
+    missing = [r for r in range(24) if r not in rows][:1]
+    with pytest.raises(AdvpathError, match="no maps of split row"):
+        maps.gather("Gradient", np.asarray(missing))

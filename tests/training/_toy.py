@@ -33,7 +33,7 @@ class Toy(nnx.Module):
 
 
 def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", schedule="plateau", epochs=3,
-             lr_patience=4, script=None, decay_script=None):
+             lr_patience=4, script=None, decay_script=None, min_lr=1e-5):
     """``poison_after``: from that global step on, the loss becomes NaN.
 
     ``optimizer="sgd"`` (momentum 0.9) for comparisons across device counts: Adam turns
@@ -42,6 +42,7 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", sch
     ``script``: validation values by epoch (``script[e]`` after epoch e + 1) instead of the real MSE.
     ``decay_script``: values of a second metric, ``decay``, that the plateau decay follows
     (``Task.schedule_monitor``); the checkpoint choice still follows ``mse``.
+    ``min_lr``: the floor of the recipe (``LearningRate.min_lr``).
     """
     x, y = toy_data()
     model0 = Toy(hidden, nnx.Rngs(seed))
@@ -49,7 +50,7 @@ def toy_task(hidden=8, lr=0.05, poison_after=None, seed=0, optimizer="adam", sch
     graphdef, _ = nnx.split(model0)
     model0.eval()
     eval_graphdef, _ = nnx.split(model0)
-    settings = LearningRate(lr=lr, schedule=schedule, patience=lr_patience)
+    settings = LearningRate(lr=lr, schedule=schedule, patience=lr_patience, min_lr=min_lr)
     total = epochs * (N // BATCH)
     tx = (make_optimizer(settings, total) if optimizer == "adam"
           else make_optimizer(settings, total, optimizer=optax.sgd, momentum=0.9))

@@ -194,6 +194,32 @@ def test_early_stopping_on_a_scripted_validation_sequence(tmp_path):
         FitOptions(epochs=2, early_stop_patience=-1)
 
 
+def test_training_stops_once_the_learning_rate_is_below_min_lr(tmp_path):
+    # Cosine over 6 epochs of 8 steps from 0.05 (floored at min_lr 1e-3), times a plateau scale that
+    # falls x0.3 after every epoch (patience 1, validation always worse; floor min_lr / lr = 0.02).
+    # By hand: the rate of epoch e's last update (step 8e - 1) times the scale after epoch e.
+    lr, min_lr, steps, epochs = 0.05, 1e-3, 8, 6
+    script = [1.0 + 0.1 * e for e in range(epochs)]
+    cosine = lambda t: max(lr * (1 + np.cos(np.pi * t / (steps * epochs))) / 2, min_lr)  # noqa: E731
+    rates = [cosine(steps * e - 1) * max(0.3 ** (e - 1), min_lr / lr) for e in range(1, epochs + 1)]
+    expected = next(e for e, r in enumerate(rates, start=1) if r < min_lr)
+    assert 1 < expected < epochs  # the case is one where the rule acts before the last epoch
+    task = lambda: toy_task(schedule="cosine", epochs=epochs, lr=lr, min_lr=min_lr, lr_patience=1,  # noqa: E731
+                            script=script)
+    res = fit(task(), str(tmp_path / "on"), FitOptions(epochs=epochs, progress=False))
+    assert res.early_stop_epoch == expected and len(res.history) == expected and not res.stopped_early
+    again = fit(task(), str(tmp_path / "on"), FitOptions(epochs=epochs, progress=False))  # a rerun trains no further
+    assert again.early_stop_epoch == expected and len(again.history) == expected
+    off = fit(task(), str(tmp_path / "off"), FitOptions(epochs=epochs, progress=False, stop_below_min_lr=False))
+    assert off.early_stop_epoch is None and len(off.history) == epochs
+    # a constant rate times the plateau scale never goes below min_lr (the scale's floor is min_lr / lr)
+    plateau = fit(toy_task(epochs=epochs, lr=lr, min_lr=min_lr, lr_patience=1, script=script),
+                  str(tmp_path / "plateau"), FitOptions(epochs=epochs, progress=False))
+    assert plateau.early_stop_epoch is None and len(plateau.history) == epochs
+    assert FitOptions.from_config({"epochs": 3}, 0).stop_below_min_lr
+    assert not FitOptions.from_config({"epochs": 3, "stop_below_min_lr": False}, 0).stop_below_min_lr
+
+
 def test_checkpoint_of_an_older_version_is_refused_by_name(tmp_path):
     # The old format: no schedule state in the optimizer state, a learning-rate scale in the metadata.
     model = Toy(8, nnx.Rngs(0))

@@ -1,5 +1,5 @@
-"""Explorer test inputs: a tiny finished `advpath run` (the suite's shared one; 24 test
-images) and an explorer written from FIXTURE arrays and a FIXTURE results dict (for the browser)."""
+"""Explorer test inputs: a tiny finished `advpath run` (the suite's shared one, with maps of all
+its 24 test images) and an explorer written from FIXTURE arrays and a FIXTURE results dict (for the browser)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ def tiny_methods() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_finished_run):
-    """Work directory of the suite's finished tiny run (its explorer written by `advpath run` itself)."""
-    return tiny_finished_run
+def tiny_run(tiny_run_every_image):
+    """Work directory of the suite's finished tiny run with maps of every test image (its explorer
+    written by `advpath run` itself)."""
+    return tiny_run_every_image
 
 
 def fixture_per_image(results: dict, labels: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict:
