@@ -77,7 +77,7 @@ def test_check_eval_section_fills_missing_fields_and_names_unknown_ones():
     section = ml_collections.ConfigDict({"steps": 7})
     filled = check_eval_section(section)
     assert filled.steps == 7 and filled.percentiles == (98, 99) and filled.rule == "midpoint"
-    assert len(filled) == 19
+    assert len(filled) == 20
     assert check_eval_section({"quality_bars": None}).explorer is True  # optional fields are known
     with pytest.raises(AdvpathError, match="stepz"):
         check_eval_section({"stepz": 3})

@@ -191,11 +191,11 @@ def test_partially_attributed_run_shows_what_exists(tiny_run, tmp_path, capsys):
     assert cli_main(["view", str(workdir), "--out", str(tmp_path / "site")]) == 0
     printed = capsys.readouterr().out
     assert "Gradient: shard(s) 1 of 2 missing in " + str(workdir / "maps" / "Gradient") in printed
-    assert "Gradient: maps missing for 8 of 24 images" in printed
+    assert "Gradient: maps missing for 12 of 24 images" in printed  # shards of 12 and 12
     assert "Random: maps missing for 24 of 24 images" in printed
     index = json.loads((tmp_path / "site" / "index.json").read_text())
     has = {m["name"]: m["has"] for m in index["methods"]}
-    assert has["Gradient"] == "1" * 16 + "0" * 8 and has["Random"] == "0" * 24 and has["CyCE:E"] == "1" * 24
+    assert has["Gradient"] == "1" * 12 + "0" * 12 and has["Random"] == "0" * 24 and has["CyCE:E"] == "1" * 24
     assert not (tmp_path / "site" / "map" / "Gradient" / "20.png").exists()
     assert any("Gradient: maps missing" in t for t in index["notices"])
 
