@@ -81,6 +81,8 @@ def test_check_eval_section_fills_missing_fields_and_names_unknown_ones():
     assert check_eval_section({"quality_bars": None}).explorer is True  # optional fields are known
     with pytest.raises(AdvpathError, match="stepz"):
         check_eval_section({"stepz": 3})
+    with pytest.raises(AdvpathError, match="attribute_images must be one of"):
+        check_eval_section({"attribute_images": "every"})
 
 
 def test_paper_configs_are_the_cpu_ones_at_the_papers_size():

@@ -65,16 +65,21 @@ EVAL_DEFAULTS: dict[str, Any] = {
     "explorer": True,
 }
 OPTIONAL_EVAL_FIELDS = ("quality_bars", "wait_timeout_s")
+ATTRIBUTE_IMAGES = ("scored", "all")  # the values of attribute_images
 
 
 def check_eval_section(section: ml_collections.ConfigDict | Mapping[str, Any]) -> ml_collections.ConfigDict:
     """``section`` with every missing field of :data:`EVAL_DEFAULTS` filled in (in place for a
-    ConfigDict); a field the package does not know is an :class:`AdvpathError` naming it."""
+    ConfigDict); a field the package does not know, or an ``attribute_images`` other than
+    :data:`ATTRIBUTE_IMAGES`, is an :class:`AdvpathError` naming it."""
     given = section.to_dict() if hasattr(section, "to_dict") else dict(section)
     unknown = sorted(set(given) - set(EVAL_DEFAULTS) - set(OPTIONAL_EVAL_FIELDS))
     if unknown:
         raise AdvpathError(f"config eval: unknown setting(s) {unknown}; known: "
                          f"{sorted(EVAL_DEFAULTS) + list(OPTIONAL_EVAL_FIELDS)}")
+    choice = given.get("attribute_images", EVAL_DEFAULTS["attribute_images"])
+    if choice not in ATTRIBUTE_IMAGES:
+        raise AdvpathError(f"config eval.attribute_images must be one of {ATTRIBUTE_IMAGES}, got {choice!r}")
     if not isinstance(section, ml_collections.ConfigDict):
         section = ml_collections.ConfigDict(given)
     with section.unlocked():

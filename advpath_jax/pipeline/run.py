@@ -316,9 +316,6 @@ def perturbation_fn(config, workdir: str, explainers: Explainers):
 # ---------------------------------------------------------------------------- metrics
 
 
-ATTRIBUTE_IMAGES = ("scored", "all")
-
-
 def evaluation_rows(config, test: dict, classifier) -> dict[str, np.ndarray]:
     """The test rows the metrics read, from the classifier's predicted classes ``pred [N]``:
     ``positives`` (label 1 with a non-empty mask: Table 1), ``subset`` (``eval.subset_size``
@@ -335,9 +332,7 @@ def evaluation_rows(config, test: dict, classifier) -> dict[str, np.ndarray]:
 def rows_to_attribute(config, rows: dict[str, np.ndarray], n_test: int) -> np.ndarray:
     """The test rows to compute maps of: ``eval.attribute_images`` ``"scored"`` (the default: the
     rows the metrics read, ``rows["scored"]``) or ``"all"`` (every test image, for the explorer)."""
-    choice = str(config.eval.get("attribute_images", "scored"))
-    if choice not in ATTRIBUTE_IMAGES:
-        raise AdvpathError(f"config eval.attribute_images must be one of {ATTRIBUTE_IMAGES}, got {choice!r}")
+    choice = check_eval_section(config.eval).attribute_images
     return np.arange(n_test) if choice == "all" else np.asarray(rows["scored"], np.int64)
 
 
