@@ -90,6 +90,10 @@ CASES = [  # (label, argv builder, text the one line must contain)
      "none.py"),
     ("sweep: missing config", lambda f: ["sweep", "--weights", "v1", "--config", str(f / "none.py")], "none.py"),
     ("sweep: bad weight", lambda f: ["sweep", "--weights", "nosuch", "--workdir", str(f / "r")], "nosuch"),
+    ("sweep: bad eval setting", lambda f: ["sweep", "--weights", "v1", "--workdir", str(f / "r"), "--set",
+                                           "eval.attribute_images=every"], "attribute_images"),
+    ("run: bad eval setting", lambda f: ["run", "--workdir", str(f / "r"), "--set", "eval.attribute_images=every"],
+     "attribute_images"),
 ]
 
 

@@ -22,6 +22,7 @@ from advpath_jax.attribution.methods import path_attribution_multi
 from advpath_jax.attribution.weights import parse_weight, weight_name
 from advpath_jax.data import load_split
 from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers
+from advpath_jax.pipeline.eval_config import check_eval_section
 from advpath_jax.pipeline.report import write_report
 from advpath_jax.pipeline.run import (PERTURBATION, attribute_test_rows, build_explainers, evaluate_maps,
                                       evaluation_rows, models_needed, perturbation_fn, train_all)
@@ -71,6 +72,7 @@ def run_sweep(config, workdir: str, weights: Sequence[str], *, kind: str = "syce
         raise ValueError("give at least one weight function (--weights v1,v2,...)")
     for w in weights:
         parse_weight(w)  # fail early on a bad spec
+    check_eval_section(config.eval)  # and on a bad eval setting, before anything is trained
     anchor = f"{GENERATOR_LABELS[kind]}:E"
     train_all(config, workdir, models_needed([anchor]))
     explainers = build_explainers(config, workdir, [anchor])
