@@ -382,19 +382,21 @@ def evaluate_maps(config, maps: attribute.StoredMaps, test: dict, explainers: Ex
     results = {"methods": {}, "percentiles": list(percentiles), "ties": ties}
     per_image = {"positives": positives.tolist(), "subset": subset.tolist(), "methods": {}}
     constant = {}  # share of constant maps among the scored images (positives and subset)
+    at_pos, at_sub = np.searchsorted(scored, positives), np.searchsorted(scored, subset)  # both lie in scored
     for name in tqdm(methods, desc="metrics", unit="method"):
         entry = {}
-        maps_pos = maps.gather(name, positives)
+        maps_scored = maps.gather(name, scored)  # each method's shards read once
+        maps_pos = maps_scored[at_pos]
         loc = M.localization_metrics(maps_pos, masks[positives], None, percentiles, ties=ties)
         entry["iou"], entry["fnr"] = loc["iou"], loc["fnr"]
-        maps_sub = maps.gather(name, subset)
+        maps_sub = maps_scored[at_sub]
         entry["aopc"] = M.aopc_curves(f, x_sub, x_pert, maps_sub, steps=aopc_steps, patch_size=patch,
                                       chunk_size=chunk)
         rel = M.deletion_preservation(f, x_sub, x_pert, maps_sub, n_steps=ev.get("relevance_steps"),
                                       group_size=group, chunk_size=chunk)
         entry["relevance"] = rel
         results["methods"][name] = entry
-        constant[name] = M.constant_map_share(maps.gather(name, scored))
+        constant[name] = M.constant_map_share(maps_scored)
         per_image["methods"][name] = {
             "iou": {percentile_key(p): np.asarray(row).tolist() for p, row in zip(percentiles, loc["iou"])},
             "fnr": {percentile_key(p): np.asarray(row).tolist() for p, row in zip(percentiles, loc["fnr"])},
