@@ -45,6 +45,25 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
 
 
+def balanced_bounds(n_items: int, max_size: int) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` of ``ceil(n_items / max_size)`` consecutive batches whose sizes
+    differ by at most one (the longer ones first), none above ``max_size``.
+
+    Padded to the longest (:func:`pad_batch`), every batch runs one compiled program: 126 items
+    with ``max_size`` 100 are 63 + 63, the shape the attribution shards already compiled for,
+    not 100 + 26 (a second program).
+    """
+    if max_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {max_size}")
+    total = -(-int(n_items) // int(max_size))
+    if total == 0:
+        return []
+    small, extra = divmod(int(n_items), total)
+    sizes = [small + 1] * extra + [small] * (total - extra)
+    ends = np.cumsum(sizes).tolist()
+    return [(end - size, end) for end, size in zip(ends, sizes)]
+
+
 def pad_batch(x: jax.Array | np.ndarray, multiple: int) -> tuple[jax.Array, int]:
     """Pad the leading axis up to a multiple of ``multiple`` by repeating the last element.
 

@@ -22,6 +22,7 @@ from advpath_jax.attribution.adapters import eval_split
 from advpath_jax.attribution.core import as_partial
 from advpath_jax.models.probability import predicted_class
 from advpath_jax.models.translator import Translator
+from advpath_jax.parallel import data_mesh, pad_batch, replicate
 from advpath_jax.validation import check_images
 
 
@@ -70,11 +71,11 @@ def flip_statistics(program: Callable, state: Any, f: Partial, images: np.ndarra
     flips, preds, change = [], [], []
     if len(images) == 0:
         raise ValueError("flip_statistics: no images")
+    # Replicated over the data mesh, as the trainer holds the translator: the validation during
+    # training and the test evaluation after it then run one compiled program, not two.
+    state, f = replicate((state, as_partial(f)), data_mesh())
     for i in range(0, len(images), batch_size):
-        chunk = images[i:i + batch_size]
-        k = len(chunk)
-        if k < batch_size:  # pad to one compiled shape; the padding is dropped below
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - k, axis=0)])
+        chunk, k = pad_batch(np.asarray(images[i:i + batch_size]), batch_size)  # one shape; padding dropped
         x = jnp.asarray(chunk)
         out, p, p_out = program(state, f, x)
         pred = np.asarray(predicted_class(p))[:k]

@@ -132,10 +132,11 @@ def aopc_random(
     xp = jnp.asarray(x_perturbed)
     if xp.shape != x.shape:
         raise ValueError(f"x_perturbed: expected shape {tuple(x.shape)}, got {tuple(xp.shape)}")
-    tile = lambda a: jnp.concatenate([a] * n_repeats, axis=0)
-    res = _aopc_for_order(f, tile(x), tile(xp), order, int(steps), ps, chunk_size, step_batch)
-    mean = lambda a: a.reshape(n_repeats, b, -1).mean(axis=0)
-    return AOPCResult(mean(res.aopc), mean(res.scores), res.pred[:b])
+    # One curve per repeat on the B images, each the program ``aopc_curves`` runs on them.
+    runs = [_aopc_for_order(f, x, xp, order[r * b:(r + 1) * b], int(steps), ps, chunk_size, step_batch)
+            for r in range(n_repeats)]
+    mean = lambda name: jnp.mean(jnp.stack([getattr(res, name) for res in runs]), axis=0)
+    return AOPCResult(mean("aopc"), mean("scores"), runs[0].pred)
 
 
 def aopc_relative(method_aopc, random_aopc) -> np.ndarray:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from advpath_jax.errors import AdvpathError
 from advpath_jax.io_utils import read_json, save_npy_atomic, write_json_atomic
+from advpath_jax.parallel import balanced_bounds, pad_batch
 from advpath_jax.training.stage_record import differences
 
 
@@ -57,14 +58,9 @@ def n_shards(n_images: int, shard_size: int) -> int:
 
 def shard_bounds(n_images: int, shard_size: int) -> list[tuple[int, int]]:
     """``[(first, end), ...]`` of the ``ceil(n_images / shard_size)`` shards: sizes differ by at
-    most one (the longer ones first), none above ``shard_size``."""
-    total = n_shards(n_images, shard_size)
-    if total == 0:
-        return []
-    small, extra = divmod(n_images, total)
-    sizes = [small + 1] * extra + [small] * (total - extra)
-    ends = np.cumsum(sizes).tolist()
-    return [(end - size, end) for end, size in zip(ends, sizes)]
+    most one (the longer ones first), none above ``shard_size`` (:func:`balanced_bounds`)."""
+    n_shards(n_images, shard_size)  # checks shard_size
+    return balanced_bounds(n_images, shard_size)
 
 
 def _legacy_layout(stored: dict) -> str:
@@ -75,13 +71,6 @@ def _legacy_layout(stored: dict) -> str:
 
 
 LAYOUT = "balanced"  # recorded in the manifest: see shard_bounds
-
-
-def _padded(x: np.ndarray, width: int) -> np.ndarray:
-    """``x [b, ...]`` with its last row repeated up to ``width`` rows."""
-    if len(x) >= width:
-        return x
-    return np.concatenate([x, np.repeat(x[-1:], width - len(x), axis=0)])
 
 
 def my_shards(total: int, process_index: int | None = None, process_count: int | None = None) -> list[int]:
@@ -161,7 +150,7 @@ def attribute_split(explain: Callable[[np.ndarray, Sequence[str], jax.Array], di
     computed_maps, start = 0, time.perf_counter()
     for shard in tqdm(shards, desc=desc, unit="shard"):
         lo, hi = bounds[shard]
-        x = _padded(images[lo:hi], width)
+        x, _ = pad_batch(images[lo:hi], width)
         for name, fn in extra.items():
             path = shard_path(out_dir, name, shard)
             if not os.path.exists(path):

@@ -40,6 +40,7 @@ from advpath_jax.generators.mgen import mgen_maps
 from advpath_jax.metrics.deletion import deletion_flips
 from advpath_jax.models.mgen import MGen, make_mgen, upsample_half_mask
 from advpath_jax.models.probability import predicted_class, signed_class
+from advpath_jax.parallel import balanced_bounds, pad_batch
 from advpath_jax.store.checkpoint import model_dir
 from advpath_jax.store.models import MGEN as MODEL_NAME
 from advpath_jax.store.models import load_classifier, load_mgen, mgen_fingerprint, mgen_spec
@@ -223,15 +224,20 @@ def destruction_figures(logit_fn: Callable, images: np.ndarray, masks: np.ndarra
 
 def mgen_quality(mgen: MGen, classifier: nnx.Module, images: np.ndarray, blur_sigma: float,
                  batch_size: int = 64) -> dict[str, float]:
-    """:func:`destruction_figures` of a trained MGen's masks on ``images [N,H,W,C]`` (in batches)."""
+    """:func:`destruction_figures` of a trained MGen's masks on ``images [N,H,W,C]``, in batches of
+    one size (at most ``batch_size``, the last padded and the padding dropped: one compiled program
+    for every batch, and for the validation and test splits when they have the same size)."""
     f, logit_fn = score_fn(classifier), score_fn(classifier, output="logit")
+    bounds = balanced_bounds(len(images), batch_size)
+    width = max((hi - lo for lo, hi in bounds), default=0)
     flips, areas = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        out = destruction_figures(logit_fn, x, np.asarray(mgen_maps(mgen, f, x)), blur_sigma)
-        flips.append(out["flip_rate"] * len(x))
-        areas.append(out["mean_mask_area"] * len(x))
-    return {"flip_rate": float(sum(flips) / len(images)), "mean_mask_area": float(sum(areas) / len(images))}
+    for lo, hi in bounds:
+        x, n = pad_batch(np.asarray(images[lo:hi]), width)
+        masks = np.asarray(mgen_maps(mgen, f, x))
+        flips.append(deletion_flips(logit_fn, x, masks, blur_sigma)[:n])
+        areas.append(masks[:n].mean(axis=(1, 2)))
+    return {"flip_rate": float(np.mean(np.concatenate(flips))),
+            "mean_mask_area": float(np.mean(np.concatenate(areas)))}
 
 
 def quality_report(config: Any, workdir: str) -> dict[str, float]:

@@ -47,7 +47,7 @@ from advpath_jax.models.translator import Translator
 from advpath_jax.store.checkpoint import model_dir
 from advpath_jax.store.models import TRANSLATOR as MODEL_NAME
 from advpath_jax.store.models import build_translator_models, load_classifier, load_translator, translator_fingerprint
-from advpath_jax.store.predictions import make_score_fn, predict_in_batches
+from advpath_jax.store.predictions import make_score_fn, predict_in_batches, predicted_classes
 from advpath_jax.training import losses, trainer
 from advpath_jax.training.schedules import LearningRate, make_optimizer
 from advpath_jax.training.inputs import check_training_images, load_split_images
@@ -91,8 +91,12 @@ def _loss_weights(section: Any) -> dict[str, float]:
 
 
 def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.ndarray,
-                         val_images: np.ndarray) -> trainer.Task:
-    """The translator as a :class:`trainer.Task` on given image arrays ``[N, H, W, C]`` in [0, 1]."""
+                         val_images: np.ndarray, *, train_pred: np.ndarray | None = None) -> trainer.Task:
+    """The translator as a :class:`trainer.Task` on given image arrays ``[N, H, W, C]`` in [0, 1].
+
+    ``train_pred``: the classifier's predicted classes ``[N]`` of ``train_images`` when already
+    known (the run's cache, :func:`predicted_classes`); computed here otherwise.
+    """
     s = config.translator
     train_images = check_training_images(train_images, "translator training images")
     val_images = check_training_images(val_images, "translator validation images")
@@ -114,7 +118,11 @@ def make_translator_task(config: Any, classifier: nnx.Module, train_images: np.n
     clf_gd = eval_graphdef(clf_gd, clf_state)
 
     score = make_score_fn(clf_gd)
-    train_pred = np.asarray(predicted_class(predict_in_batches(score, clf_state, train_images, batch_size)), np.int32)
+    if train_pred is None:
+        train_pred = predicted_class(predict_in_batches(score, clf_state, train_images, batch_size))
+    train_pred = np.asarray(train_pred, np.int32)
+    if train_pred.shape != (len(train_images),):
+        raise ValueError(f"train_pred has shape {train_pred.shape}, expected ({len(train_images)},)")
     idx0, idx1 = np.flatnonzero(train_pred == 0), np.flatnonzero(train_pred == 1)
     if len(idx0) == 0 or len(idx1) == 0:
         raise ValueError(f"the classifier predicts a single class on all translator training images "
@@ -186,8 +194,9 @@ def train_translator(config: Any, workdir: str, *, max_steps: int | None = None)
     out_dir = model_dir(workdir, MODEL_NAME)
     trainer.save_run_config(out_dir, config)
     classifier = load_classifier(workdir, config)
-    task = make_translator_task(config, classifier, load_split_images(config, "train"),
-                                load_split_images(config, "val"))
+    train_images = load_split_images(config, "train")
+    task = make_translator_task(config, classifier, train_images, load_split_images(config, "val"),
+                                train_pred=predicted_classes(config, workdir, "train", classifier, train_images))
     options = trainer.FitOptions.from_config(config.translator, int(config.seed), max_steps=max_steps)
     result = trainer.fit(task, out_dir, options)
     if result.stopped_early:

@@ -146,6 +146,31 @@ def test_random_baseline():
     assert one.aopc.shape == (2, 5)
 
 
+def test_random_baseline_is_the_mean_of_one_curve_per_repeat_and_shares_the_maps_program():
+    from advpath_jax.metrics import regions
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(3, 4, 4, 1)).astype(np.float32)
+    xp = rng.uniform(size=(3, 4, 4, 1)).astype(np.float32)
+    key = jax.random.key(5)
+    before = regions._curve._cache_size()
+    r = aopc_random(F, x, xp, key, steps=4, patch_size=2, n_repeats=3)
+    # the same orders drawn here, each scored as a map would be: the curve of a map that ranks
+    # the regions in that order (relevance 4, 3, 2, 1 by rank) is that order's curve
+    order = np.asarray(regions.random_region_order(key, 9, 4))
+    curves = []
+    for rep in range(3):
+        maps = np.zeros((3, 4, 4), np.float32)
+        for i in range(3):
+            for rank, region in enumerate(order[rep * 3 + i]):
+                r0, c0 = divmod(int(region), 2)
+                maps[i, 2 * r0:2 * r0 + 2, 2 * c0:2 * c0 + 2] = 4 - rank
+        curves.append(np.asarray(aopc_curves(F, x, xp, maps, steps=4, patch_size=2).aopc))
+    np.testing.assert_allclose(np.asarray(r.aopc), np.mean(curves, axis=0), atol=1e-6)
+    # the random orders and the maps ran one compiled curve program (B images), not two
+    assert regions._curve._cache_size() - before == 1
+
+
 def test_bad_input():
     ones = np.ones((1, 4, 4, 1), np.float32)
     with pytest.raises(ValueError, match="steps"):

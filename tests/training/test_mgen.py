@@ -149,6 +149,17 @@ def test_mgen_quality_is_the_figure_of_its_masks(setup):
     assert q == pytest.approx(ref, abs=1e-6)
 
 
+def test_mgen_quality_runs_one_batch_shape(setup):
+    from advpath_jax.metrics import deletion
+
+    c, classifier, images = setup
+    model = M.make_mgen(mgen_spec(c), seed=0)
+    before = deletion._deletion_flips._cache_size()
+    q = M.mgen_quality(model, classifier, images[:5], blur_sigma=2.0, batch_size=4)  # 3 + 2, padded to 3
+    assert deletion._deletion_flips._cache_size() - before == 1
+    assert q == pytest.approx(M.mgen_quality(model, classifier, images[:5], blur_sigma=2.0, batch_size=5), abs=1e-6)
+
+
 def test_bad_training_images_are_refused(setup):
     c, classifier, images = setup
     with pytest.raises(ValueError, match="training images"):

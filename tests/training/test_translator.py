@@ -147,6 +147,22 @@ def test_flip_statistics_bookkeeping():
     assert stats["flip_rate_pred1"] == pytest.approx(2 / 3) and stats["flip_rate_pred0"] == 1.0
 
 
+def test_validation_and_test_evaluations_share_one_compiled_program(setup):
+    from advpath_jax.generators.translator import eval_translator_split, translate_program
+    from advpath_jax.parallel import data_mesh, replicate
+
+    c, classifier, images = setup
+    graphdef, state = eval_translator_split(T.build_translator_models(c)[T.G])
+    program = translate_program(graphdef)
+    f = score_fn(classifier)
+    before = program._cache_size()
+    # as the trainer holds it (replicated over the mesh), then as loaded from a checkpoint
+    on_mesh = flip_statistics(program, replicate(state, data_mesh()), f, images[:6], batch_size=4)
+    loaded = flip_statistics(program, state, f, images[:6], batch_size=4)
+    assert on_mesh == loaded
+    assert program._cache_size() - before == 1
+
+
 def test_train_load_and_translate_to_opposite(setup, tmp_path):
     c, classifier, images = setup
     task = T.make_translator_task(c, classifier, images, images[:8])
@@ -177,3 +193,18 @@ def test_single_class_predictions_are_refused(setup):
     bright = np.ones_like(images)
     with pytest.raises(ValueError, match="single class"):
         T.make_translator_task(c, classifier, bright, images[:8])
+
+
+def test_given_predicted_classes_are_used_and_checked(setup):
+    c, classifier, images = setup
+    # the run passes its cached predictions; all of one class is refused like the classifier's own
+    with pytest.raises(ValueError, match="single class"):
+        T.make_translator_task(c, classifier, images, images[:8], train_pred=np.zeros(len(images), np.int32))
+    with pytest.raises(ValueError, match="train_pred has shape"):
+        T.make_translator_task(c, classifier, images, images[:8], train_pred=np.zeros(3, np.int32))
+    own = T.make_translator_task(c, classifier, images, images[:8])
+    given = T.make_translator_task(c, classifier, images, images[:8],
+                                   train_pred=(np.asarray(score_fn(classifier)(images)) >= 0.5).astype(np.int32))
+    batches = lambda task: [np.concatenate([b["x0"], b["x1"]]) for b in task.train_batches(1)]
+    for a, b in zip(batches(own), batches(given), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -56,6 +56,30 @@ def test_path_images_are_the_straight_line_between_the_pair():
     np.testing.assert_allclose(path[:, 1], 0.75 * s + 0.25 * e, atol=1e-6)
 
 
+def test_pair_paths_run_the_generators_at_the_attribution_shards_batch(monkeypatch):
+    class Explainers:  # stand-in generator pair x_s = x, x_a = 1 - x; records each batch's shape
+        classifier = None
+        shapes = []
+
+        def pair(self, kind, x):
+            self.shapes.append(x.shape[0])
+            return x, 1.0 - x
+
+    monkeypatch.setattr(build, "classifier_scores", lambda _, imgs: imgs.mean(axis=(1, 2, 3)))
+    images = np.random.default_rng(2).random((126, 4, 4, 1)).astype(np.float32)
+    out = build.pair_paths(Explainers(), "cyce", images, batch=100)
+    # the shards' layout for 126 images of at most 100: 63 + 63, not 100 + 26 (a second program)
+    assert Explainers.shapes == [63, 63]
+    lam = np.asarray(build.PATH_LAMBDAS)
+    means = images.mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(out["scores"], means[:, None] + lam * (1 - 2 * means[:, None]), atol=1e-5)
+    np.testing.assert_allclose(out["delta"], np.abs(1 - 2 * images[..., 0]), atol=1e-6)
+    Explainers.shapes = []
+    short = build.pair_paths(Explainers(), "cyce", images[:7], batch=3)  # 3 + 2 + 2, padded to 3
+    assert Explainers.shapes == [3, 3, 3] and short["scores"].shape == (7, len(lam))
+    np.testing.assert_allclose(short["scores"], out["scores"][:7], atol=1e-6)
+
+
 def test_per_image_metrics_are_spread_to_test_rows():
     results = {"per_image": {"positives": [1, 3], "subset": [0, 3, 4], "methods": {"A": {
         "iou": {"98": [0.5, 0.25]}, "fnr": {"98": [0.1, 0.2]}, "R": [1.0, 2.0, 3.0],
