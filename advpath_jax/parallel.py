@@ -8,7 +8,7 @@ copies of its last element and the padding is cut off the result.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +62,16 @@ def balanced_bounds(n_items: int, max_size: int) -> list[tuple[int, int]]:
     sizes = [small + 1] * extra + [small] * (total - extra)
     ends = np.cumsum(sizes).tolist()
     return [(end - size, end) for end, size in zip(ends, sizes)]
+
+
+def padded_batches(items: np.ndarray, max_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(first, end, batch)`` over :func:`balanced_bounds` of ``items [N, ...]``, each ``batch``
+    padded to the longest (:func:`pad_batch`): one shape, so one compiled program for all; the
+    caller keeps the first ``end - first`` rows of each result."""
+    bounds = balanced_bounds(len(items), max_size)
+    width = bounds[0][1] - bounds[0][0] if bounds else 0  # the longest batch comes first
+    for lo, hi in bounds:
+        yield lo, hi, pad_batch(items[lo:hi], width)[0]
 
 
 def pad_batch(x: jax.Array | np.ndarray, multiple: int) -> tuple[jax.Array, int]:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advpath_jax.parallel import data_mesh, pad_and_shard
+from advpath_jax.parallel import data_mesh, pad_and_shard, padded_batches
 
 
 def test_one_device_pads_nothing_and_converts():
@@ -56,3 +56,11 @@ def test_eight_simulated_devices_pad_to_a_multiple_and_shard():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "PAD-SHARD-OK" in proc.stdout
+
+
+def test_padded_batches_are_balanced_and_padded_with_the_last_row():
+    items = np.arange(7)[:, None] * np.ones((1, 2))
+    got = [(lo, hi, b[:, 0].tolist()) for lo, hi, b in padded_batches(items, 3)]
+    assert got == [(0, 3, [0, 1, 2]), (3, 5, [3, 4, 4]), (5, 7, [5, 6, 6])]
+    assert [b.shape for _, _, b in padded_batches(items[:6], 4)] == [(3, 2), (3, 2)]
+    assert list(padded_batches(items[:0], 3)) == []

@@ -40,7 +40,7 @@ from advpath_jax.generators.mgen import mgen_maps
 from advpath_jax.metrics.deletion import deletion_flips
 from advpath_jax.models.mgen import MGen, make_mgen, upsample_half_mask
 from advpath_jax.models.probability import predicted_class, signed_class
-from advpath_jax.parallel import balanced_bounds, pad_batch
+from advpath_jax.parallel import padded_batches
 from advpath_jax.store.checkpoint import model_dir
 from advpath_jax.store.models import MGEN as MODEL_NAME
 from advpath_jax.store.models import load_classifier, load_mgen, mgen_fingerprint, mgen_spec
@@ -228,11 +228,9 @@ def mgen_quality(mgen: MGen, classifier: nnx.Module, images: np.ndarray, blur_si
     one size (at most ``batch_size``, the last padded and the padding dropped: one compiled program
     for every batch, and for the validation and test splits when they have the same size)."""
     f, logit_fn = score_fn(classifier), score_fn(classifier, output="logit")
-    bounds = balanced_bounds(len(images), batch_size)
-    width = max((hi - lo for lo, hi in bounds), default=0)
     flips, areas = [], []
-    for lo, hi in bounds:
-        x, n = pad_batch(np.asarray(images[lo:hi]), width)
+    for lo, hi, x in padded_batches(np.asarray(images), batch_size):
+        n = hi - lo
         masks = np.asarray(mgen_maps(mgen, f, x))
         flips.append(deletion_flips(logit_fn, x, masks, blur_sigma)[:n])
         areas.append(masks[:n].mean(axis=(1, 2)))

@@ -35,7 +35,7 @@ from advpath_jax.explain.registry import GENERATOR_LABELS, Explainers, default_m
 from advpath_jax.io_utils import dumps_json, read_json, write_bytes_atomic, write_json_atomic
 from advpath_jax.metrics.localization import TIES, percentile_threshold_masks
 from advpath_jax.models.probability import predicted_class
-from advpath_jax.parallel import balanced_bounds, pad_batch
+from advpath_jax.parallel import padded_batches
 from advpath_jax.pipeline import attribute
 from advpath_jax.store.models import load_classifier, load_generators
 from advpath_jax.store.predictions import classifier_scores
@@ -193,16 +193,14 @@ def pair_paths(explainers, kind: str, images: np.ndarray, batch: int) -> dict[st
     """For every image: the pair, γ(λ) at :data:`SHOWN_LAMBDAS` and f(γ(λ)) on :data:`PATH_LAMBDAS`.
 
     Returns ``{"shown": [N, S, H, W, C], "delta": [N, H, W], "scores": [N, L]}``. The images go in
-    batches of one size, at most ``batch`` (:func:`balanced_bounds`, the last padded), as the
+    batches of one size, at most ``batch`` (:func:`padded_batches`), as the
     attribution shards do, so the generators' programs compiled there serve here too.
     """
     shown_at = [PATH_LAMBDAS.index(v) for v in SHOWN_LAMBDAS]
     shown, delta, scores = [], [], []
-    bounds = balanced_bounds(len(images), batch)
-    width = max((hi - lo for lo, hi in bounds), default=0)  # the attribution shards' batch: their programs
-    for lo, hi in bounds:
+    for lo, hi, padded in padded_batches(images, batch):  # the attribution shards' batch: their programs
         x = images[lo:hi]
-        x_s, x_a = (np.asarray(a, np.float32)[: hi - lo] for a in explainers.pair(kind, pad_batch(x, width)[0]))
+        x_s, x_a = (np.asarray(a, np.float32)[: hi - lo] for a in explainers.pair(kind, padded))
         path = path_images(x_s, x_a, PATH_LAMBDAS)
         f_path = classifier_scores(explainers.classifier, path.reshape(-1, *path.shape[2:]))
         scores.append(np.asarray(f_path, np.float64).reshape(len(x), len(PATH_LAMBDAS)))
